@@ -1,0 +1,50 @@
+//! The [`Denoiser`] trait — any network that predicts `log p̂(x_0 | x_t)` plugs into the
+//! samplers and ELBO evaluation — plus two adapters: closures ([`FnDenoiser`]) and
+//! classifier-free guidance over two conditions ([`ClassifierFreeGuidance`]).
+
+use candle_core::Tensor;
+
+use crate::{Result, classifier_free_guidance};
+
+/// A model of `p̂(x_0 | x_t, condition)`.
+pub trait Denoiser<C: ?Sized> {
+    /// Log-probabilities over the `K` real classes, `(B, K, N)` f32, for ids `x_t` `(B, N)` at
+    /// timestep `t` (shared by the batch).
+    fn log_p_x0(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Tensor>;
+}
+
+/// Wraps a closure `(x_t, t, condition) -> log p̂(x_0)` as a [`Denoiser`].
+pub struct FnDenoiser<F>(pub F);
+
+impl<C: ?Sized, F> Denoiser<C> for FnDenoiser<F>
+where
+    F: Fn(&Tensor, usize, &C) -> Result<Tensor>,
+{
+    fn log_p_x0(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Tensor> {
+        (self.0)(x_t, t, condition)
+    }
+}
+
+/// Classifier-free guidance as a denoiser: runs `inner` on the given condition and on
+/// `unconditional`, and combines them with [`classifier_free_guidance`]. With `scale = 1` the
+/// unconditional pass is skipped. (Models that can batch both halves in one pass, like the
+/// VQ-Diffusion transformer, implement guidance themselves.)
+pub struct ClassifierFreeGuidance<'a, D, C> {
+    /// The conditional model.
+    pub inner: &'a D,
+    /// The null condition (a learned null embedding or the empty prompt's).
+    pub unconditional: &'a C,
+    /// Guidance scale `s` (1 = no guidance).
+    pub scale: f64,
+}
+
+impl<D: Denoiser<C>, C> Denoiser<C> for ClassifierFreeGuidance<'_, D, C> {
+    fn log_p_x0(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Tensor> {
+        let conditional = self.inner.log_p_x0(x_t, t, condition)?;
+        if self.scale == 1.0 {
+            return Ok(conditional);
+        }
+        let unconditional = self.inner.log_p_x0(x_t, t, self.unconditional)?;
+        classifier_free_guidance(&unconditional, &conditional, self.scale)
+    }
+}

@@ -1,0 +1,192 @@
+//! The reverse-process sampler: a loop over a [`TimestepPlan`] that calls a [`Denoiser`],
+//! truncates and floors its prediction (`-70`, as the pipelines do), and samples the next state
+//! from the chosen posterior by Gumbel-max — or, with [`SamplingMethod::ImprovedPrior`], unmasks
+//! a few positions per call (Improved VQ-Diffusion, see [`crate::purity`]).
+//!
+//! With `TimestepPlan::Full`, no truncation and the same noise, this reproduces diffusers'
+//! `VQDiffusionPipeline` denoising loop (reference §1.7, §2.7): `B·(K+1)·N` Gumbel draws for
+//! `t > 0` and `B·K·N` at `t = 0`.
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::purity::unmask_step;
+use crate::timestep_plan::PosteriorRule;
+use crate::{
+    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Result, TimestepPlan, Timesteps, Transition,
+    Truncation, gumbel_argmax, truncate,
+};
+
+/// How positions are resampled at each step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum SamplingMethod {
+    /// VQ-Diffusion v1: every position is resampled from the posterior at every step.
+    #[default]
+    Posterior,
+    /// Improved VQ-Diffusion: unmask a few positions per step (rules 1 and 2).
+    ImprovedPrior(ImprovedPrior),
+}
+
+/// Everything that defines a sampling run except the model, condition and noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplerConfig {
+    /// Timesteps visited.
+    pub plan: TimestepPlan,
+    /// Truncation of `p̂(x_0)` before the posterior.
+    pub truncation: Truncation,
+    /// Resampling rule.
+    pub method: SamplingMethod,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            plan: TimestepPlan::Full,
+            truncation: Truncation::None,
+            method: SamplingMethod::Posterior,
+        }
+    }
+}
+
+/// Reported after every model call.
+#[derive(Debug)]
+pub struct StepEvent<'a> {
+    /// 0-based index of the model call.
+    pub call: usize,
+    /// Total model calls planned (an estimate for the improved sampler).
+    pub planned_calls: usize,
+    /// The timestep the model was evaluated at.
+    pub t: usize,
+    /// Tokens after this call, `(B, N)` u32.
+    pub tokens: &'a Tensor,
+}
+
+/// The state the reverse chain starts from: all `[MASK]` for the mask families; uniformly random
+/// classes for the uniform family.
+pub fn initial_state<T: Transition + ?Sized>(
+    transition: &T,
+    batch: usize,
+    num_tokens: usize,
+    noise: &mut dyn NoiseSource,
+    device: &Device,
+) -> Result<Tensor> {
+    let values: Vec<u32> = match transition.mask_index() {
+        Some(m) => vec![m as u32; batch * num_tokens],
+        None => {
+            let k = transition.num_classes() as f64;
+            noise
+                .uniform(batch * num_tokens)?
+                .into_iter()
+                .map(|u| ((u * k) as u32).min(transition.num_classes() as u32 - 1))
+                .collect()
+        }
+    };
+    Ok(Tensor::from_vec(values, (batch, num_tokens), device)?)
+}
+
+/// Runs the reverse chain from `initial` `(B, N)` and returns the final tokens `(B, N)` u32.
+pub fn sample<T, C, M>(
+    transition: &T,
+    denoiser: &M,
+    condition: &C,
+    initial: &Tensor,
+    config: &SamplerConfig,
+    noise: &mut dyn NoiseSource,
+    mut on_step: impl FnMut(&StepEvent) -> Result<()>,
+) -> Result<Tensor>
+where
+    T: Transition + ?Sized,
+    C: ?Sized,
+    M: Denoiser<C> + ?Sized,
+{
+    config.truncation.validate()?;
+    let (b, n) = crate::forward::check_tokens(initial, transition.num_states(), "initial tokens")?;
+    let k = transition.num_classes();
+    let predict = |x: &Tensor, t: usize| -> Result<Tensor> {
+        let log_p = denoiser.log_p_x0(x, t, condition)?;
+        crate::forward::check_log_probs(&log_p, b, k, n, "denoiser output")?;
+        Ok(truncate(&log_p, config.truncation)?.maximum(LOG_PROB_FLOOR)?)
+    };
+    let mut x = initial.to_dtype(DType::U32)?;
+    match &config.method {
+        SamplingMethod::Posterior => {
+            let steps = config.plan.steps(transition.num_timesteps())?;
+            for (call, step) in steps.iter().enumerate() {
+                let log_p = predict(&x, step.t)?;
+                let logits = match step.rule {
+                    PosteriorRule::ToData => log_p,
+                    PosteriorRule::Exact { to } => crate::posterior::q_posterior_span(
+                        transition,
+                        &log_p,
+                        &x,
+                        &Timesteps::Shared(step.t),
+                        &|_| Some(to),
+                    )?,
+                    PosteriorRule::SingleStepAt { at } => {
+                        crate::posterior::q_posterior(transition, &log_p, &x, &Timesteps::Shared(at))?
+                    }
+                };
+                x = gumbel_argmax(&logits, noise)?;
+                on_step(&StepEvent {
+                    call,
+                    planned_calls: steps.len(),
+                    t: step.t,
+                    tokens: &x,
+                })?;
+            }
+        }
+        SamplingMethod::ImprovedPrior(prior) => {
+            let mask = transition.mask_index().ok_or_else(|| {
+                Error::InvalidSetting("the improved (purity) sampler needs a chain with a mask state".into())
+            })? as u32;
+            if config.plan != TimestepPlan::Full {
+                return Err(Error::InvalidSetting(
+                    "the improved (purity) sampler runs the full chain; trade speed with max_per_call".into(),
+                ));
+            }
+            if prior.max_per_call == 0 {
+                return Err(Error::InvalidSetting("max_per_call must be at least 1".into()));
+            }
+            let big_t = transition.num_timesteps();
+            let counts = prior.schedule.counts(big_t, n)?;
+            let planned = (1..big_t)
+                .map(|t| counts[t].div_ceil(prior.max_per_call).max(1))
+                .sum::<usize>()
+                + 1;
+            let mut call = 0;
+            for t in (1..big_t).rev() {
+                let mut done = vec![0usize; b];
+                while done.iter().any(|&d| d < counts[t]) {
+                    let log_p = predict(&x, t)?;
+                    let budget: Vec<usize> = done.iter().map(|&d| counts[t].saturating_sub(d)).collect();
+                    let (next, unmasked) = unmask_step(prior, &log_p, &x, mask, &budget, noise)?;
+                    x = next;
+                    let before = done.clone();
+                    for (d, u) in done.iter_mut().zip(&unmasked) {
+                        *d += u;
+                    }
+                    on_step(&StepEvent {
+                        call,
+                        planned_calls: planned,
+                        t,
+                        tokens: &x,
+                    })?;
+                    call += 1;
+                    if done == before {
+                        break; // nothing left to unmask
+                    }
+                }
+            }
+            let log_p = predict(&x, 0)?;
+            x = gumbel_argmax(&log_p, noise)?;
+            on_step(&StepEvent {
+                call,
+                planned_calls: planned,
+                t: 0,
+                tokens: &x,
+            })?;
+        }
+    }
+    Ok(x)
+}
