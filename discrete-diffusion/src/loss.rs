@@ -100,8 +100,12 @@ pub fn vlb_terms<T: Transition + ?Sized>(
     let times = Timesteps::PerSample(ts.to_vec());
     let log_p_x0 = log_p_x0.maximum(LOG_PROB_FLOOR)?;
     let onehot_x0 = log_one_hot(x0, transition.num_states())?.narrow(1, 0, k)?;
-    let log_model = crate::posterior::q_posterior(transition, &log_p_x0, x_t, &times)?;
-    let log_true = crate::posterior::q_posterior(transition, &onehot_x0, x_t, &times)?;
+    // Both posteriors clamped to [-70, 0] as the original's q_posterior does: this also keeps
+    // impossible states (log 0 = -inf on both sides) from turning into 0·NaN in the KL.
+    let log_model =
+        crate::posterior::q_posterior(transition, &log_p_x0, x_t, &times)?.clamp(LOG_PROB_FLOOR, 0f32)?;
+    let log_true =
+        crate::posterior::q_posterior(transition, &onehot_x0, x_t, &times)?.clamp(LOG_PROB_FLOOR, 0f32)?;
     let kl = categorical_kl(&log_true, &log_model)?;
     let decoder_nll = nll_at(&log_model, x0)?;
     let kl_aux = categorical_kl(&onehot_x0, &log_p_x0)?;
