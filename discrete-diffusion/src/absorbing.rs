@@ -25,7 +25,9 @@ impl Absorbing {
     /// ```
     pub fn new(num_classes: usize, schedule: BetaSchedule) -> Result<Self> {
         if num_classes < 1 {
-            return Err(Error::InvalidSchedule("an absorbing chain needs at least 1 class".into()));
+            return Err(Error::InvalidSchedule(
+                "an absorbing chain needs at least 1 class".into(),
+            ));
         }
         let betas = schedule.betas(BetaFamily::Absorbing)?;
         Ok(Self {

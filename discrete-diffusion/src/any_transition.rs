@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Absorbing, BetaSchedule, Coefficients, MaskAndReplace, Result, Transition, Uniform, VqDiffusionSchedule};
+use crate::{
+    Absorbing, BetaSchedule, Coefficients, MaskAndReplace, Result, Transition, Uniform,
+    VqDiffusionSchedule,
+};
 
 /// One of the three transition families, chosen at run time.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,15 +61,18 @@ impl TransitionConfig {
     /// Builds the transition.
     pub fn build(&self) -> Result<AnyTransition> {
         Ok(match self {
-            TransitionConfig::Uniform { num_classes, schedule } => {
-                AnyTransition::Uniform(Uniform::new(*num_classes, schedule.clone())?)
-            }
-            TransitionConfig::Absorbing { num_classes, schedule } => {
-                AnyTransition::Absorbing(Absorbing::new(*num_classes, schedule.clone())?)
-            }
-            TransitionConfig::MaskAndReplace { num_classes, schedule } => {
-                AnyTransition::MaskAndReplace(MaskAndReplace::new(*num_classes, schedule)?)
-            }
+            TransitionConfig::Uniform {
+                num_classes,
+                schedule,
+            } => AnyTransition::Uniform(Uniform::new(*num_classes, schedule.clone())?),
+            TransitionConfig::Absorbing {
+                num_classes,
+                schedule,
+            } => AnyTransition::Absorbing(Absorbing::new(*num_classes, schedule.clone())?),
+            TransitionConfig::MaskAndReplace {
+                num_classes,
+                schedule,
+            } => AnyTransition::MaskAndReplace(MaskAndReplace::new(*num_classes, schedule)?),
             TransitionConfig::MaskAndReplaceFinal {
                 num_classes,
                 num_timesteps,

@@ -67,16 +67,23 @@ impl BetaSchedule {
     pub(crate) fn betas(&self, family: BetaFamily) -> Result<Vec<f64>> {
         let steps = self.num_timesteps();
         if steps == 0 {
-            return Err(Error::InvalidSchedule("a schedule needs at least one step".into()));
+            return Err(Error::InvalidSchedule(
+                "a schedule needs at least one step".into(),
+            ));
         }
         let betas = match self {
             BetaSchedule::Linear { start, end, .. } => {
-                let step = if steps > 1 { (end - start) / (steps - 1) as f64 } else { 0.0 };
+                let step = if steps > 1 {
+                    (end - start) / (steps - 1) as f64
+                } else {
+                    0.0
+                };
                 (0..steps).map(|i| i as f64 * step + start).collect()
             }
             BetaSchedule::Cosine { offset, .. } => {
                 let alpha_bar = |i: usize| {
-                    ((i as f64 / steps as f64 + offset) / (1.0 + offset) * std::f64::consts::FRAC_PI_2)
+                    ((i as f64 / steps as f64 + offset) / (1.0 + offset)
+                        * std::f64::consts::FRAC_PI_2)
                         .cos()
                 };
                 (0..steps)
@@ -85,12 +92,20 @@ impl BetaSchedule {
             }
             BetaSchedule::MutualInformation { .. } => match family {
                 BetaFamily::Absorbing => (0..steps).map(|i| 1.0 / (steps - i) as f64).collect(),
-                BetaFamily::Uniform { num_classes } => mutual_information_uniform(steps, num_classes),
+                BetaFamily::Uniform { num_classes } => {
+                    mutual_information_uniform(steps, num_classes)
+                }
             },
             BetaSchedule::Custom { betas } => betas.clone(),
         };
-        if let Some((i, b)) = betas.iter().enumerate().find(|(_, b)| !(0.0..=1.0).contains(*b)) {
-            return Err(Error::InvalidSchedule(format!("beta[{i}] = {b} is not a probability")));
+        if let Some((i, b)) = betas
+            .iter()
+            .enumerate()
+            .find(|(_, b)| !(0.0..=1.0).contains(*b))
+        {
+            return Err(Error::InvalidSchedule(format!(
+                "beta[{i}] = {b} is not a probability"
+            )));
         }
         Ok(betas)
     }
@@ -127,7 +142,11 @@ fn mutual_information_uniform(steps: usize, num_classes: usize) -> Vec<f64> {
     alpha_bars
         .into_iter()
         .map(|a| {
-            let beta = if previous > 0.0 { (1.0 - a / previous).clamp(0.0, 1.0) } else { 1.0 };
+            let beta = if previous > 0.0 {
+                (1.0 - a / previous).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
             previous = a;
             beta
         })

@@ -139,7 +139,11 @@ impl CoefficientTensors {
         let logs: Vec<LogCoefficients> = coefficients.iter().map(Coefficients::ln).collect();
         let rows = logs.len();
         let make = |f: fn(&LogCoefficients) -> f32| -> Result<Tensor> {
-            Ok(Tensor::from_vec(logs.iter().map(f).collect::<Vec<_>>(), (rows, 1, 1), device)?)
+            Ok(Tensor::from_vec(
+                logs.iter().map(f).collect::<Vec<_>>(),
+                (rows, 1, 1),
+                device,
+            )?)
         };
         Ok(Self {
             stay: make(|c| c.stay)?,

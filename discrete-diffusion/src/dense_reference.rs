@@ -26,13 +26,19 @@ pub fn matrix<T: Transition + ?Sized>(transition: &T, c: Coefficients) -> Matrix
 }
 
 pub fn identity(n: usize) -> Matrix {
-    (0..n).map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect()).collect()
+    (0..n)
+        .map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect()
 }
 
 pub fn matmul(a: &Matrix, b: &Matrix) -> Matrix {
     let n = a.len();
     (0..n)
-        .map(|i| (0..n).map(|j| (0..n).map(|k| a[i][k] * b[k][j]).sum()).collect())
+        .map(|i| {
+            (0..n)
+                .map(|j| (0..n).map(|k| a[i][k] * b[k][j]).sum())
+                .collect()
+        })
         .collect()
 }
 
@@ -44,7 +50,9 @@ pub fn step<T: Transition + ?Sized>(transition: &T, t: usize) -> Matrix {
 /// `Q_{s+1} ⋯ Q_t` as a product of one-step matrices (`s = None`: from `x_0`).
 pub fn product<T: Transition + ?Sized>(transition: &T, from: Option<usize>, to: usize) -> Matrix {
     let first = from.map_or(0, |s| s + 1);
-    (first..=to).fold(identity(transition.num_states()), |acc, t| matmul(&acc, &step(transition, t)))
+    (first..=to).fold(identity(transition.num_states()), |acc, t| {
+        matmul(&acc, &step(transition, t))
+    })
 }
 
 /// `q(x_s = i | x_t = j, x_0)` by Bayes' rule, for every `i`; `s = None` means `x_0` itself.
@@ -67,7 +75,11 @@ pub fn bayes_posterior<T: Transition + ?Sized>(
         None => identity(states),
     };
     let s_to_t = product(transition, s, t);
-    Some((0..states).map(|i| to_s[x0][i] * s_to_t[i][x_t] / evidence).collect())
+    Some(
+        (0..states)
+            .map(|i| to_s[x0][i] * s_to_t[i][x_t] / evidence)
+            .collect(),
+    )
 }
 
 /// `Σ_{x0} p̂(x0) q(x_s | x_t, x0)` over the `x0` compatible with `x_t`, renormalised; `None`

@@ -25,14 +25,24 @@ pub(crate) fn check_tokens(x: &Tensor, limit: usize, what: &'static str) -> Resu
         });
     }
     if x.elem_count() > 0 {
-        let max = x.to_dtype(DType::U32)?.flatten_all()?.max(0)?.to_scalar::<u32>()?;
+        let max = x
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .max(0)?
+            .to_scalar::<u32>()?;
         if max as usize >= limit {
-            return Err(Error::TokenOutOfRange { what, id: max, limit });
+            return Err(Error::TokenOutOfRange {
+                what,
+                id: max,
+                limit,
+            });
         }
         if x.dtype() == DType::I64 {
             let min = x.flatten_all()?.min(0)?.to_scalar::<i64>()?;
             if min < 0 {
-                return Err(Error::InvalidSetting(format!("{what}: negative token id {min}")));
+                return Err(Error::InvalidSetting(format!(
+                    "{what}: negative token id {min}"
+                )));
             }
         }
     }
@@ -119,7 +129,8 @@ pub(crate) fn log_q_x_t_given_x0<T: Transition + ?Sized>(
     for t in ts.values() {
         transition.check_timestep(t)?;
     }
-    let onehot = log_one_hot(x0, transition.num_states())?.narrow(1, 0, transition.num_classes())?;
+    let onehot =
+        log_one_hot(x0, transition.num_states())?.narrow(1, 0, transition.num_classes())?;
     let c = coefficient_rows(ts, b, x0.device(), |t| transition.cumulative(t))?;
     apply_transition(transition, &onehot, &c)
 }

@@ -9,7 +9,11 @@ use crate::log_space::log_normalize;
 
 /// Guided, renormalised log-probabilities from unconditional and conditional predictions
 /// `(B, K, N)` (unconditional first, as the reference batches them).
-pub fn classifier_free_guidance(unconditional: &Tensor, conditional: &Tensor, scale: f64) -> Result<Tensor> {
+pub fn classifier_free_guidance(
+    unconditional: &Tensor,
+    conditional: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
     let guided = (unconditional + ((conditional - unconditional)? * scale)?)?;
     log_normalize(&guided)
 }

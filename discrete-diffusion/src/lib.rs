@@ -53,6 +53,7 @@ mod posterior;
 pub mod purity;
 mod sampler;
 mod tables;
+mod template_world;
 mod timestep_plan;
 mod timestep_sampler;
 mod transition;
@@ -73,13 +74,16 @@ pub use denoiser::{ClassifierFreeGuidance, Denoiser, FnDenoiser};
 pub use elbo::{ElboReport, elbo_bits_per_token};
 pub use error::{Error, Result};
 pub use guidance::classifier_free_guidance;
-pub use log_space::{LOG_EPS, LOG_PROB_FLOOR, log_add_exp, log_normalize, log_one_hot, log_sum_exp};
+pub use log_space::{
+    LOG_EPS, LOG_PROB_FLOOR, log_add_exp, log_normalize, log_one_hot, log_sum_exp,
+};
 pub use loss::{LossConfig, TrainingLoss, VlbTerms, prior_kl_per_token, training_loss, vlb_terms};
 pub use mask_and_replace::MaskAndReplace;
 pub use noise::{NoiseSource, ReplayNoise, SeededNoise, gumbel_argmax};
 pub use purity::{ImprovedPrior, PriorRule, UnmaskSchedule};
 pub use sampler::{SamplerConfig, SamplingMethod, StepEvent, initial_state, sample};
 pub use tables::LogTables;
+pub use template_world::{BayesDenoiser, TemplateWorld};
 pub use timestep_plan::{PlannedStep, PosteriorRule, TimestepPlan};
 pub use timestep_sampler::{IMPORTANCE_WARMUP, TimestepSampler, TimestepSampling};
 pub use transition::Transition;

@@ -25,7 +25,8 @@ pub const LOG_PROB_FLOOR: f32 = -70.0;
 /// `0` at the token's class, `ln(1e-30)` elsewhere (diffusers `index_to_log_onehot`).
 pub fn log_one_hot(x: &Tensor, num_states: usize) -> Result<Tensor> {
     let x = x.to_dtype(DType::U32)?;
-    let classes = Tensor::arange(0u32, num_states as u32, x.device())?.reshape((1, num_states, 1))?;
+    let classes =
+        Tensor::arange(0u32, num_states as u32, x.device())?.reshape((1, num_states, 1))?;
     let hot = x.unsqueeze(1)?.broadcast_eq(&classes)?;
     let (b, _, n) = hot.dims3()?;
     let zero = Tensor::zeros((b, num_states, n), DType::F32, x.device())?;

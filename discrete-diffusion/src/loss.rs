@@ -71,7 +71,10 @@ fn categorical_kl(log_a: &Tensor, log_b: &Tensor) -> Result<Tensor> {
 
 /// `-log p(x_0)` read at the true class: `(B, N)`.
 fn nll_at(log_p: &Tensor, x0: &Tensor) -> Result<Tensor> {
-    Ok(log_p.gather(&x0.unsqueeze(1)?.to_dtype(DType::U32)?, 1)?.squeeze(1)?.neg()?)
+    Ok(log_p
+        .gather(&x0.unsqueeze(1)?.to_dtype(DType::U32)?, 1)?
+        .squeeze(1)?
+        .neg()?)
 }
 
 /// The per-token VLB and auxiliary terms for a batch with per-sample timesteps `ts`.
@@ -102,10 +105,10 @@ pub fn vlb_terms<T: Transition + ?Sized>(
     let onehot_x0 = log_one_hot(x0, transition.num_states())?.narrow(1, 0, k)?;
     // Both posteriors clamped to [-70, 0] as the original's q_posterior does: this also keeps
     // impossible states (log 0 = -inf on both sides) from turning into 0·NaN in the KL.
-    let log_model =
-        crate::posterior::q_posterior(transition, &log_p_x0, x_t, &times)?.clamp(LOG_PROB_FLOOR, 0f32)?;
-    let log_true =
-        crate::posterior::q_posterior(transition, &onehot_x0, x_t, &times)?.clamp(LOG_PROB_FLOOR, 0f32)?;
+    let log_model = crate::posterior::q_posterior(transition, &log_p_x0, x_t, &times)?
+        .clamp(LOG_PROB_FLOOR, 0f32)?;
+    let log_true = crate::posterior::q_posterior(transition, &onehot_x0, x_t, &times)?
+        .clamp(LOG_PROB_FLOOR, 0f32)?;
     let kl = categorical_kl(&log_true, &log_model)?;
     let decoder_nll = nll_at(&log_model, x0)?;
     let kl_aux = categorical_kl(&onehot_x0, &log_p_x0)?;
@@ -153,11 +156,19 @@ pub fn training_loss<T: Transition + ?Sized>(
     }
     let big_t = transition.num_timesteps() as f64;
     let device = x0.device();
-    let inv_pt = Tensor::from_vec(pt.iter().map(|p| (1.0 / p) as f32).collect::<Vec<_>>(), b, device)?;
+    let inv_pt = Tensor::from_vec(
+        pt.iter().map(|p| (1.0 / p) as f32).collect::<Vec<_>>(),
+        b,
+        device,
+    )?;
     let aux_scale = Tensor::from_vec(
         ts.iter()
             .map(|&t| {
-                let adaptive = if config.adaptive_aux { 1.0 - t as f64 / big_t + 1.0 } else { 1.0 };
+                let adaptive = if config.adaptive_aux {
+                    1.0 - t as f64 / big_t + 1.0
+                } else {
+                    1.0
+                };
                 (adaptive * config.aux_weight) as f32
             })
             .collect::<Vec<_>>(),

@@ -40,7 +40,9 @@ impl MaskAndReplace {
             Error::InvalidSchedule("scheduler config has no num_vec_classes".into())
         })?;
         if classes < 2 {
-            return Err(Error::InvalidSchedule(format!("num_vec_classes = {classes} < 2")));
+            return Err(Error::InvalidSchedule(format!(
+                "num_vec_classes = {classes} < 2"
+            )));
         }
         Self::new(classes - 1, schedule)
     }
@@ -92,7 +94,11 @@ impl MaskAndReplace {
     }
 
     /// From user-given cumulative arrays `ᾱ[t]`, `γ̄[t]`, `t ∈ 0..T`.
-    pub fn from_cumulative(num_classes: usize, alpha_bar: Vec<f64>, gamma_bar: Vec<f64>) -> Result<Self> {
+    pub fn from_cumulative(
+        num_classes: usize,
+        alpha_bar: Vec<f64>,
+        gamma_bar: Vec<f64>,
+    ) -> Result<Self> {
         let bad = |m: String| Err(Error::InvalidSchedule(m));
         if num_classes < 1 {
             return bad("mask-and-replace needs at least one real class".into());
@@ -108,7 +114,9 @@ impl MaskAndReplace {
         for t in 0..=last {
             let (a, g) = (alpha_bar[t], gamma_bar[t]);
             if !(0.0..=1.0).contains(&a) || !(0.0..=1.0).contains(&g) || a + g > 1.0 + 1e-12 {
-                return bad(format!("at t = {t}: alpha_bar = {a}, gamma_bar = {g} are not valid"));
+                return bad(format!(
+                    "at t = {t}: alpha_bar = {a}, gamma_bar = {g} are not valid"
+                ));
             }
             if t < last && (a <= 0.0 || g >= 1.0) {
                 return bad(format!(
@@ -116,7 +124,9 @@ impl MaskAndReplace {
                 ));
             }
             if t > 0 && (a > alpha_bar[t - 1] || g < gamma_bar[t - 1]) {
-                return bad(format!("at t = {t}: alpha_bar must not increase nor gamma_bar decrease"));
+                return bad(format!(
+                    "at t = {t}: alpha_bar must not increase nor gamma_bar decrease"
+                ));
             }
         }
         Ok(Self {

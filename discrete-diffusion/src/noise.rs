@@ -52,7 +52,9 @@ impl SeededNoise {
 impl NoiseSource for SeededNoise {
     fn gumbel(&mut self, shape: &[usize], device: &Device) -> Result<Tensor> {
         let n: usize = shape.iter().product();
-        let g: Vec<f32> = (0..n).map(|_| (-(-self.open_uniform().ln()).ln()) as f32).collect();
+        let g: Vec<f32> = (0..n)
+            .map(|_| (-(-self.open_uniform().ln()).ln()) as f32)
+            .collect();
         Ok(Tensor::from_vec(g, shape, device)?)
     }
 
@@ -71,7 +73,10 @@ pub struct ReplayNoise {
 impl ReplayNoise {
     /// A stream of uniforms, consumed in order.
     pub fn new(uniforms: Vec<f32>) -> Self {
-        Self { uniforms, position: 0 }
+        Self {
+            uniforms,
+            position: 0,
+        }
     }
 
     /// Appends more recorded uniforms (e.g. one tensor per recorded step).

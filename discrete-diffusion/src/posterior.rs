@@ -23,7 +23,9 @@
 
 use candle_core::Tensor;
 
-use crate::forward::{apply_transition, check_log_probs, check_tokens, coefficient_rows, log_q_column};
+use crate::forward::{
+    apply_transition, check_log_probs, check_tokens, coefficient_rows, log_q_column,
+};
 use crate::log_space::{log_one_hot, log_sum_exp};
 use crate::{Coefficients, Error, Result, Timesteps, Transition};
 
@@ -70,7 +72,11 @@ pub(crate) fn q_posterior_span<T: Transition + ?Sized>(
 
     let onehot = log_one_hot(x_t, states)?;
     let is_mask = match transition.mask_index() {
-        Some(m) => Some(x_t.to_dtype(candle_core::DType::U32)?.eq(m as u32)?.unsqueeze(1)?),
+        Some(m) => Some(
+            x_t.to_dtype(candle_core::DType::U32)?
+                .eq(m as u32)?
+                .unsqueeze(1)?,
+        ),
         None => None,
     };
     let lc = log_q_column(transition, &onehot, is_mask.as_ref(), &cumulative, false)?;

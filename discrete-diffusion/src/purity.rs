@@ -141,7 +141,8 @@ pub(crate) fn unmask_step(
         for u in picks {
             let total: f64 = weights[i].iter().sum();
             let mut target = u * total;
-            let Some(mut chosen) = masked.iter().rev().copied().find(|&p| weights[i][p] > 0.0) else {
+            let Some(mut chosen) = masked.iter().rev().copied().find(|&p| weights[i][p] > 0.0)
+            else {
                 break;
             };
             for &p in &masked {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::purity::unmask_step;
 use crate::timestep_plan::PosteriorRule;
 use crate::{
-    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Result, TimestepPlan, Timesteps, Transition,
-    Truncation, gumbel_argmax, truncate,
+    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Result, TimestepPlan, Timesteps,
+    Transition, Truncation, gumbel_argmax, truncate,
 };
 
 /// How positions are resampled at each step.
@@ -123,9 +123,12 @@ where
                         &Timesteps::Shared(step.t),
                         &|_| Some(to),
                     )?,
-                    PosteriorRule::SingleStepAt { at } => {
-                        crate::posterior::q_posterior(transition, &log_p, &x, &Timesteps::Shared(at))?
-                    }
+                    PosteriorRule::SingleStepAt { at } => crate::posterior::q_posterior(
+                        transition,
+                        &log_p,
+                        &x,
+                        &Timesteps::Shared(at),
+                    )?,
                 };
                 x = gumbel_argmax(&logits, noise)?;
                 on_step(&StepEvent {
@@ -138,7 +141,9 @@ where
         }
         SamplingMethod::ImprovedPrior(prior) => {
             let mask = transition.mask_index().ok_or_else(|| {
-                Error::InvalidSetting("the improved (purity) sampler needs a chain with a mask state".into())
+                Error::InvalidSetting(
+                    "the improved (purity) sampler needs a chain with a mask state".into(),
+                )
             })? as u32;
             if config.plan != TimestepPlan::Full {
                 return Err(Error::InvalidSetting(
@@ -146,7 +151,9 @@ where
                 ));
             }
             if prior.max_per_call == 0 {
-                return Err(Error::InvalidSetting("max_per_call must be at least 1".into()));
+                return Err(Error::InvalidSetting(
+                    "max_per_call must be at least 1".into(),
+                ));
             }
             let big_t = transition.num_timesteps();
             let counts = prior.schedule.counts(big_t, n)?;
@@ -159,7 +166,8 @@ where
                 let mut done = vec![0usize; b];
                 while done.iter().any(|&d| d < counts[t]) {
                     let log_p = predict(&x, t)?;
-                    let budget: Vec<usize> = done.iter().map(|&d| counts[t].saturating_sub(d)).collect();
+                    let budget: Vec<usize> =
+                        done.iter().map(|&d| counts[t].saturating_sub(d)).collect();
                     let (next, unmasked) = unmask_step(prior, &log_p, &x, mask, &budget, noise)?;
                     x = next;
                     let before = done.clone();

@@ -12,12 +12,22 @@ const TOL: f64 = 1e-9;
 fn any_transition() -> impl Strategy<Value = AnyTransition> {
     let classes = 2usize..6;
     let steps = 2usize..10;
-    (classes, steps, 0u8..3, prop::collection::vec(0.02f64..0.9, 10), any::<[f64; 4]>()).prop_map(
-        |(k, t, family, betas, r)| {
+    (
+        classes,
+        steps,
+        0u8..3,
+        prop::collection::vec(0.02f64..0.9, 10),
+        any::<[f64; 4]>(),
+    )
+        .prop_map(|(k, t, family, betas, r)| {
             let betas: Vec<f64> = betas[..t].to_vec();
             match family {
-                0 => AnyTransition::Uniform(Uniform::new(k, BetaSchedule::Custom { betas }).unwrap()),
-                1 => AnyTransition::Absorbing(Absorbing::new(k, BetaSchedule::Custom { betas }).unwrap()),
+                0 => {
+                    AnyTransition::Uniform(Uniform::new(k, BetaSchedule::Custom { betas }).unwrap())
+                }
+                1 => AnyTransition::Absorbing(
+                    Absorbing::new(k, BetaSchedule::Custom { betas }).unwrap(),
+                ),
                 _ => {
                     let u = |x: f64| (x.abs() % 1.0).clamp(0.0, 1.0);
                     let alpha_start = 0.5 + 0.49 * u(r[0]);
@@ -42,8 +52,7 @@ fn any_transition() -> impl Strategy<Value = AnyTransition> {
                     AnyTransition::MaskAndReplace(MaskAndReplace::new(k, &schedule).unwrap())
                 }
             }
-        },
-    )
+        })
 }
 
 fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
@@ -215,7 +224,12 @@ fn log_add_exp_handles_infinities() {
     assert_eq!(r[2], 2.0);
     assert!((r[3] - (1.0 + 2f32.ln())).abs() < 1e-6);
     let all_inf = Tensor::new(&[[[f32::NEG_INFINITY], [f32::NEG_INFINITY]]], &dev).unwrap();
-    let lse = log_sum_exp(&all_inf, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let lse = log_sum_exp(&all_inf, 1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(lse, vec![f32::NEG_INFINITY]);
 }
 
@@ -245,11 +259,19 @@ fn scheduler_config_deserializes() {
         "alpha_cum_end": 9e-06, "alpha_cum_start": 0.99999, "gamma_cum_end": 0.99999,
         "gamma_cum_start": 9e-06, "num_train_timesteps": 100, "num_vec_classes": 4097}"#;
     let s: VqDiffusionSchedule = serde_json::from_str(json).unwrap();
-    assert_eq!(s, VqDiffusionSchedule { num_vec_classes: Some(4097), ..VqDiffusionSchedule::released(100) });
+    assert_eq!(
+        s,
+        VqDiffusionSchedule {
+            num_vec_classes: Some(4097),
+            ..VqDiffusionSchedule::released(100)
+        }
+    );
     let mr = MaskAndReplace::from_scheduler_config(&s).unwrap();
     assert_eq!(mr.num_classes(), 4096);
     let bad = r#"{"num_vec_classes": 5, "beta_schedule": "linear"}"#;
-    let err = serde_json::from_str::<VqDiffusionSchedule>(bad).unwrap_err().to_string();
+    let err = serde_json::from_str::<VqDiffusionSchedule>(bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("beta_schedule"), "{err}");
 }
 
@@ -257,17 +279,34 @@ fn scheduler_config_deserializes() {
 fn truncation_keeps_top1_and_crossing_entry() {
     let dev = Device::Cpu;
     let p = [0.5f32, 0.3, 0.15, 0.05];
-    let log_p = Tensor::from_vec(p.iter().map(|x| x.ln()).collect::<Vec<_>>(), (1, 4, 1), &dev).unwrap();
+    let log_p = Tensor::from_vec(
+        p.iter().map(|x| x.ln()).collect::<Vec<_>>(),
+        (1, 4, 1),
+        &dev,
+    )
+    .unwrap();
     let kept = |r: f32| -> Vec<bool> {
-        truncate(&log_p, Truncation::TopR(r)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
-            .iter().map(|v| v.is_finite()).collect()
+        truncate(&log_p, Truncation::TopR(r))
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|v| v.is_finite())
+            .collect()
     };
     assert_eq!(kept(0.1), vec![true, false, false, false]);
     assert_eq!(kept(0.6), vec![true, true, false, false]);
     assert_eq!(kept(0.79), vec![true, true, false, false]);
     assert_eq!(kept(0.81), vec![true, true, true, false]);
     assert_eq!(kept(1.0), vec![true, true, true, true]);
-    let top2 = truncate(&log_p, Truncation::TopK(2)).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let top2 = truncate(&log_p, Truncation::TopK(2))
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert_eq!(top2.iter().filter(|v| v.is_finite()).count(), 2);
     assert!(truncate(&log_p, Truncation::TopR(0.0)).is_err());
     assert!(truncate(&log_p, Truncation::TopR(1.5)).is_err());
@@ -276,29 +315,48 @@ fn truncation_keeps_top1_and_crossing_entry() {
 #[test]
 fn replay_noise_uses_reference_formula() {
     let mut noise = ReplayNoise::new(vec![0.0, 0.5, 0.999]);
-    let g = noise.gumbel(&[3], &Device::Cpu).unwrap().to_vec1::<f32>().unwrap();
+    let g = noise
+        .gumbel(&[3], &Device::Cpu)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let f = |u: f32| -(-(u + 1e-30f32).ln() + 1e-30f32).ln();
     assert_eq!(g, vec![f(0.0), f(0.5), f(0.999)]);
-    assert!(matches!(noise.gumbel(&[1], &Device::Cpu), Err(Error::NoiseExhausted { .. })));
+    assert!(matches!(
+        noise.gumbel(&[1], &Device::Cpu),
+        Err(Error::NoiseExhausted { .. })
+    ));
 }
 
 #[test]
 fn timestep_plans() {
-    let steps = |p: TimestepPlan| p.steps(10).unwrap().iter().map(|s| (s.t, s.rule)).collect::<Vec<_>>();
+    let steps = |p: TimestepPlan| {
+        p.steps(10)
+            .unwrap()
+            .iter()
+            .map(|s| (s.t, s.rule))
+            .collect::<Vec<_>>()
+    };
     let full = steps(TimestepPlan::Full);
     assert_eq!(full.len(), 10);
     assert_eq!(full[0], (9, PosteriorRule::Exact { to: 8 }));
     assert_eq!(full[9], (0, PosteriorRule::ToData));
     assert_eq!(steps(TimestepPlan::Strided(10)), full);
     let strided = steps(TimestepPlan::Strided(5));
-    assert_eq!(strided.iter().map(|s| s.0).collect::<Vec<_>>(), vec![9, 7, 5, 3, 1]);
+    assert_eq!(
+        strided.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![9, 7, 5, 3, 1]
+    );
     assert_eq!(strided[4].1, PosteriorRule::ToData);
     assert_eq!(strided[0].1, PosteriorRule::Exact { to: 7 });
     let last = steps(TimestepPlan::LastSteps(3));
     assert_eq!(last.iter().map(|s| s.0).collect::<Vec<_>>(), vec![2, 1, 0]);
     // Original sample_fast with infer_speed 2: 9, 7, 5, 3, 1, 0 with posteriors at t - 1.
     let fast = steps(TimestepPlan::SampleFast(2));
-    assert_eq!(fast.iter().map(|s| s.0).collect::<Vec<_>>(), vec![9, 7, 5, 3, 1, 0]);
+    assert_eq!(
+        fast.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![9, 7, 5, 3, 1, 0]
+    );
     assert_eq!(fast[0].1, PosteriorRule::SingleStepAt { at: 8 });
     assert_eq!(fast[4].1, PosteriorRule::SingleStepAt { at: 1 });
     assert_eq!(fast[5].1, PosteriorRule::ToData);
@@ -326,8 +384,12 @@ fn importance_sampler_warms_up_then_follows_loss() {
 #[test]
 fn mutual_information_schedules_are_linear() {
     for tr in [
-        AnyTransition::Absorbing(Absorbing::new(16, BetaSchedule::MutualInformation { num_timesteps: 20 }).unwrap()),
-        AnyTransition::Uniform(Uniform::new(16, BetaSchedule::MutualInformation { num_timesteps: 20 }).unwrap()),
+        AnyTransition::Absorbing(
+            Absorbing::new(16, BetaSchedule::MutualInformation { num_timesteps: 20 }).unwrap(),
+        ),
+        AnyTransition::Uniform(
+            Uniform::new(16, BetaSchedule::MutualInformation { num_timesteps: 20 }).unwrap(),
+        ),
     ] {
         let h = 16f64.ln();
         for t in 0..20 {
@@ -340,7 +402,15 @@ fn mutual_information_schedules_are_linear() {
 #[test]
 fn absorbing_posterior_pins_unmasked_tokens() {
     // With zero replace mass, an unmasked x_t must stay, whatever p̂ says.
-    let tr = Absorbing::new(4, BetaSchedule::Linear { num_timesteps: 5, start: 0.1, end: 0.5 }).unwrap();
+    let tr = Absorbing::new(
+        4,
+        BetaSchedule::Linear {
+            num_timesteps: 5,
+            start: 0.1,
+            end: 0.5,
+        },
+    )
+    .unwrap();
     let x_t = Tensor::new(&[[2u32, 4]], &Device::Cpu).unwrap();
     let log_p = random_log_p(4, 2, 3);
     let post = tr.q_posterior(&log_p, &x_t, 3).unwrap();
@@ -360,7 +430,9 @@ fn errors_name_the_problem() {
     let x = Tensor::new(&[[0u32, 1]], &Device::Cpu).unwrap();
     let err = mr.q_posterior(&log_p, &x, 5).unwrap_err().to_string();
     assert!(err.contains("timestep 5"), "{err}");
-    let err = mr.q_posterior(&log_p.narrow(1, 0, 3).unwrap(), &x, 1).unwrap_err().to_string();
+    let err = mr
+        .q_posterior(&log_p.narrow(1, 0, 3).unwrap(), &x, 1)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("log_p_x0"), "{err}");
 }
-

@@ -98,7 +98,9 @@ impl TimestepPlan {
             }
             TimestepPlan::SampleFast(speed) => {
                 if speed == 0 {
-                    return Err(Error::InvalidSetting("sample_fast speed must be ≥ 1".into()));
+                    return Err(Error::InvalidSetting(
+                        "sample_fast speed must be ≥ 1".into(),
+                    ));
                 }
                 let skip = speed - 1;
                 let mut times: Vec<usize> = (0..big_t).rev().step_by(skip + 1).collect();

@@ -50,7 +50,11 @@ impl TimestepSampler {
         if self.kind == TimestepSampling::Uniform || !warm {
             return vec![1.0 / big_t as f64; big_t];
         }
-        let mut w: Vec<f64> = self.history.iter().map(|h| (h + 1e-10).sqrt() + 1e-4).collect();
+        let mut w: Vec<f64> = self
+            .history
+            .iter()
+            .map(|h| (h + 1e-10).sqrt() + 1e-4)
+            .collect();
         if big_t > 1 {
             w[0] = w[1];
         }

@@ -111,7 +111,12 @@ pub trait Transition: Send + Sync {
     /// `log_p_x0`: `(B, K, N)` log-probabilities over the real classes; `x_t`: `(B, N)` ids.
     /// Returns `(B, states, N)`. With a one-hot `log_p_x0` (see [`crate::log_one_hot`]) this is
     /// the true posterior `log q(x_{t-1} | x_t, x_0)`.
-    fn q_posterior(&self, log_p_x0: &Tensor, x_t: &Tensor, t: impl Into<Timesteps>) -> Result<Tensor>
+    fn q_posterior(
+        &self,
+        log_p_x0: &Tensor,
+        x_t: &Tensor,
+        t: impl Into<Timesteps>,
+    ) -> Result<Tensor>
     where
         Self: Sized,
     {

@@ -36,7 +36,9 @@ impl Truncation {
             Truncation::TopR(r) if !(r > 0.0 && r <= 1.0) => Err(Error::InvalidSetting(format!(
                 "truncation rate must be in (0, 1], got {r}"
             ))),
-            Truncation::TopK(0) => Err(Error::InvalidSetting("top-k truncation needs k ≥ 1".into())),
+            Truncation::TopK(0) => {
+                Err(Error::InvalidSetting("top-k truncation needs k ≥ 1".into()))
+            }
             _ => Ok(()),
         }
     }
@@ -50,7 +52,10 @@ pub fn truncate(log_p: &Tensor, rule: Truncation) -> Result<Tensor> {
         return Ok(log_p.clone());
     }
     let (b, c, n) = log_p.dims3()?;
-    let mut values = log_p.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut values = log_p
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
     let mut order: Vec<usize> = Vec::with_capacity(c);
     for batch in 0..b {
         let base = batch * c * n;

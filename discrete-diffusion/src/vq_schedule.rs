@@ -73,7 +73,9 @@ impl TryFrom<RawVqDiffusionSchedule> for VqDiffusionSchedule {
         if let Some(class) = raw.other.get("_class_name").and_then(|v| v.as_str())
             && class != "VQDiffusionScheduler"
         {
-            return Err(format!("_class_name is {class:?}, expected \"VQDiffusionScheduler\""));
+            return Err(format!(
+                "_class_name is {class:?}, expected \"VQDiffusionScheduler\""
+            ));
         }
         let s = VqDiffusionSchedule {
             num_vec_classes: raw.num_vec_classes,
@@ -144,7 +146,10 @@ impl VqDiffusionSchedule {
             (self.alpha_cum_end, self.gamma_cum_end, "end"),
         ] {
             if a + g > 1.0 + 1e-12 {
-                return bad(format!("alpha_cum_{at} + gamma_cum_{at} = {} exceeds 1", a + g));
+                return bad(format!(
+                    "alpha_cum_{at} + gamma_cum_{at} = {} exceeds 1",
+                    a + g
+                ));
             }
         }
         if self.alpha_cum_start <= 0.0 {
@@ -158,12 +163,20 @@ impl VqDiffusionSchedule {
 
     /// `ᾱ[t]` for `t ∈ 0..T` (f64, numpy's `arange(T) / (T-1) * (end - start) + start`).
     pub fn alpha_bar(&self) -> Vec<f64> {
-        linear(self.num_train_timesteps, self.alpha_cum_start, self.alpha_cum_end)
+        linear(
+            self.num_train_timesteps,
+            self.alpha_cum_start,
+            self.alpha_cum_end,
+        )
     }
 
     /// `γ̄[t]` for `t ∈ 0..T`.
     pub fn gamma_bar(&self) -> Vec<f64> {
-        linear(self.num_train_timesteps, self.gamma_cum_start, self.gamma_cum_end)
+        linear(
+            self.num_train_timesteps,
+            self.gamma_cum_start,
+            self.gamma_cum_end,
+        )
     }
 }
 

@@ -18,7 +18,9 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// `<workspace>/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
 }
 
 /// A loaded safetensors fixture file.
@@ -41,7 +43,10 @@ impl FixtureFile {
         self.tensors.get(name).cloned().ok_or_else(|| {
             let mut names: Vec<&String> = self.tensors.keys().collect();
             names.sort();
-            format!("{}: no tensor {name:?} (has {names:?})", self.path.display())
+            format!(
+                "{}: no tensor {name:?} (has {names:?})",
+                self.path.display()
+            )
         })
     }
 
@@ -72,13 +77,22 @@ pub fn json(relative: impl AsRef<Path>) -> Result<serde_json::Value> {
 /// Maximum absolute difference between two equally long slices, treating equal infinities as
 /// equal; panics (with `what` and the index) on a length mismatch or a one-sided infinity/NaN.
 pub fn max_abs_diff(what: &str, got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = 0f32;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if g == w {
             continue;
         }
-        assert!(g.is_finite() && w.is_finite(), "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            g.is_finite() && w.is_finite(),
+            "{what}[{i}]: got {g}, want {w}"
+        );
         worst = worst.max((g - w).abs());
     }
     worst
@@ -88,7 +102,10 @@ pub fn max_abs_diff(what: &str, got: &[f32], want: &[f32]) -> f32 {
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32) -> f32 {
     let worst = max_abs_diff(what, got, want);
     println!("{what}: max |Δ| = {worst:.3e} over {} values", got.len());
-    assert!(worst <= atol, "{what}: max |Δ| = {worst:e} exceeds {atol:e}");
+    assert!(
+        worst <= atol,
+        "{what}: max |Δ| = {worst:e} exceeds {atol:e}"
+    );
     worst
 }
 
@@ -117,7 +134,8 @@ fn copy_resolving(source: &Path, target: &Path) -> Result<()> {
         } else if name == "SHARED_VOCAB" || name == "SHARED" {
             let pointer = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
             let shared = source.join(pointer.trim());
-            let files = std::fs::read_dir(&shared).map_err(|e| format!("{}: {e}", shared.display()))?;
+            let files =
+                std::fs::read_dir(&shared).map_err(|e| format!("{}: {e}", shared.display()))?;
             for file in files {
                 let file = file.map_err(|e| e.to_string())?;
                 let dest = target.join(file.file_name());
