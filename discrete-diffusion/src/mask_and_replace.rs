@@ -129,11 +129,24 @@ impl MaskAndReplace {
                 ));
             }
         }
-        Ok(Self {
+        let chain = Self {
             num_classes,
             alpha_bar,
             gamma_bar,
-        })
+        };
+        // Each step must itself be a transition: α_t + γ_t ≤ 1 (β_t ≥ 0), i.e. ᾱ/(1 - γ̄)
+        // must not increase.
+        for t in 0..=last {
+            let step = chain.span(t.checked_sub(1), t);
+            if step.stay + step.mask > 1.0 + 1e-9 {
+                return bad(format!(
+                    "step {t} would need a negative replace probability (alpha_t = {}, gamma_t = {}): \
+                     alpha_bar / (1 - gamma_bar) must not increase",
+                    step.stay, step.mask
+                ));
+            }
+        }
+        Ok(chain)
     }
 
     /// `ᾱ[t]`, t ∈ 0..T.

@@ -49,7 +49,11 @@ fn any_transition() -> impl Strategy<Value = AnyTransition> {
                         gamma_cum_start: gamma_start,
                         gamma_cum_end: gamma_end,
                     };
-                    AnyTransition::MaskAndReplace(MaskAndReplace::new(k, &schedule).unwrap())
+                    // Not every random set of constants gives valid steps (β_t ≥ 0).
+                    AnyTransition::MaskAndReplace(
+                        MaskAndReplace::new(k, &schedule)
+                            .unwrap_or_else(|_| MaskAndReplace::paper(k, t).unwrap()),
+                    )
                 }
             }
         })
@@ -418,6 +422,12 @@ fn absorbing_posterior_pins_unmasked_tokens() {
     assert!((col[2] - 1.0).abs() < 1e-6, "{col:?}");
     let masked = column(&post, 0, 1);
     assert!((masked.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn invalid_mask_and_replace_steps_are_rejected() {
+    let err = MaskAndReplace::from_cumulative(2, vec![0.5, 0.16], vec![0.0, 0.72]).unwrap_err();
+    assert!(err.to_string().contains("step 1"), "{err}");
 }
 
 #[test]
