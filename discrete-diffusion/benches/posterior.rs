@@ -5,7 +5,8 @@
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use discrete_diffusion::{
-    MaskAndReplace, NoiseSource, SeededNoise, Transition, Truncation, gumbel_argmax, log_normalize, truncate,
+    MaskAndReplace, NoiseSource, SeededNoise, Transition, Truncation, gumbel_argmax, log_normalize,
+    truncate,
 };
 
 fn inputs() -> (MaskAndReplace, Tensor, Tensor) {
@@ -14,7 +15,15 @@ fn inputs() -> (MaskAndReplace, Tensor, Tensor) {
     let logits = (noise.gumbel(&[2, 4096, 1024], &Device::Cpu).unwrap() * 3.0).unwrap();
     let log_p = log_normalize(&logits).unwrap();
     // Half the positions masked, the rest holding real codes.
-    let x_t: Vec<u32> = (0..2 * 1024).map(|i| if i % 2 == 0 { 4096 } else { (i * 37 % 4096) as u32 }).collect();
+    let x_t: Vec<u32> = (0..2 * 1024)
+        .map(|i| {
+            if i % 2 == 0 {
+                4096
+            } else {
+                (i * 37 % 4096) as u32
+            }
+        })
+        .collect();
     let x_t = Tensor::from_vec(x_t, (2, 1024), &Device::Cpu).unwrap();
     (chain, log_p, x_t)
 }
@@ -23,7 +32,9 @@ fn bench(c: &mut Criterion) {
     let (chain, log_p, x_t) = inputs();
     let mut group = c.benchmark_group("ithq_2x4097x1024");
     group.sample_size(20);
-    group.bench_function("q_posterior", |b| b.iter(|| chain.q_posterior(&log_p, &x_t, 50).unwrap()));
+    group.bench_function("q_posterior", |b| {
+        b.iter(|| chain.q_posterior(&log_p, &x_t, 50).unwrap())
+    });
     let mut noise = SeededNoise::new(1);
     group.bench_function("posterior_and_gumbel_step", |b| {
         b.iter(|| {
@@ -31,7 +42,9 @@ fn bench(c: &mut Criterion) {
             gumbel_argmax(&logits, &mut noise).unwrap()
         })
     });
-    group.bench_function("truncate_top_r_0.86", |b| b.iter(|| truncate(&log_p, Truncation::TopR(0.86)).unwrap()));
+    group.bench_function("truncate_top_r_0.86", |b| {
+        b.iter(|| truncate(&log_p, Truncation::TopR(0.86)).unwrap())
+    });
     group.finish();
 }
 

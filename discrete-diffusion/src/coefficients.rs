@@ -132,6 +132,19 @@ pub(crate) struct CoefficientTensors {
     pub stay: Tensor,
     pub replace: Tensor,
     pub mask: Tensor,
+    /// `logaddexp(0 + ln stay, ln replace)`: a column entry at the observed class.
+    pub hot: Tensor,
+    /// `logaddexp(ln(1e-30) + ln stay, ln replace)`: a column entry at any other class.
+    pub cold: Tensor,
+}
+
+/// Scalar `ln(eᵃ + eᵇ)` in f32 (`torch.logaddexp`'s formula, `-inf`-safe).
+pub(crate) fn log_add_exp_f32(a: f32, b: f32) -> f32 {
+    let hi = a.max(b);
+    if hi == f32::NEG_INFINITY {
+        return hi;
+    }
+    hi + (-(a - b).abs()).exp().ln_1p()
 }
 
 impl CoefficientTensors {
@@ -149,6 +162,8 @@ impl CoefficientTensors {
             stay: make(|c| c.stay)?,
             replace: make(|c| c.replace)?,
             mask: make(|c| c.mask)?,
+            hot: make(|c| log_add_exp_f32(c.stay, c.replace))?,
+            cold: make(|c| log_add_exp_f32(crate::LOG_EPS + c.stay, c.replace))?,
         })
     }
 }

@@ -12,6 +12,7 @@ use candle_core::{DType, Tensor};
 
 use crate::coefficients::CoefficientTensors;
 use crate::log_space::{log_add_exp, log_one_hot};
+
 use crate::{Coefficients, Error, NoiseSource, Result, Timesteps, Transition, gumbel_argmax};
 
 /// Checks that `x` is a `(B, N)` tensor of ids below `limit`; returns `(B, N)`.
@@ -81,6 +82,10 @@ pub(crate) fn coefficient_rows(
 
 /// `log q(x' = observed | x = i)` for every previous state `i`: `(B, K, N)`, or `(B, K+1, N)`
 /// with the mask row appended when `with_mask_row` (one-step/span columns).
+///
+/// The entry is `logaddexp(log_onehot[i] + ln stay, ln replace)`; since a log one-hot holds only
+/// `0` and `ln(1e-30)`, the column takes two values per row (`hot`, `cold`), selected here instead
+/// of evaluating the log-add-exp on every element.
 pub(crate) fn log_q_column<T: Transition + ?Sized>(
     transition: &T,
     log_onehot_observed: &Tensor,
@@ -90,9 +95,11 @@ pub(crate) fn log_q_column<T: Transition + ?Sized>(
 ) -> Result<Tensor> {
     let k = transition.num_classes();
     let rows = log_onehot_observed.narrow(1, 0, k)?;
-    let mut v = log_add_exp(&rows.broadcast_add(&c.stay)?, &c.replace)?;
+    let shape = rows.shape().clone();
+    let mut v = rows
+        .ge(crate::LOG_EPS * 0.5)?
+        .where_cond(&c.hot.broadcast_as(&shape)?, &c.cold.broadcast_as(&shape)?)?;
     if let Some(is_mask) = observed_is_mask {
-        let shape = v.shape().clone();
         let mask_value = c.mask.broadcast_as(&shape)?;
         v = is_mask.broadcast_as(&shape)?.where_cond(&mask_value, &v)?;
         if with_mask_row {

@@ -28,9 +28,9 @@ pub fn log_one_hot(x: &Tensor, num_states: usize) -> Result<Tensor> {
     let classes =
         Tensor::arange(0u32, num_states as u32, x.device())?.reshape((1, num_states, 1))?;
     let hot = x.unsqueeze(1)?.broadcast_eq(&classes)?;
-    let (b, _, n) = hot.dims3()?;
-    let zero = Tensor::zeros((b, num_states, n), DType::F32, x.device())?;
-    let eps = Tensor::full(LOG_EPS, (b, num_states, n), x.device())?;
+    let shape = hot.shape().clone();
+    let zero = Tensor::new(0f32, x.device())?.broadcast_as(&shape)?;
+    let eps = Tensor::new(LOG_EPS, x.device())?.broadcast_as(&shape)?;
     Ok(hot.where_cond(&zero, &eps)?)
 }
 

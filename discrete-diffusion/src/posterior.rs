@@ -23,10 +23,8 @@
 
 use candle_core::Tensor;
 
-use crate::forward::{
-    apply_transition, check_log_probs, check_tokens, coefficient_rows, log_q_column,
-};
-use crate::log_space::{log_one_hot, log_sum_exp};
+use crate::forward::{check_log_probs, check_tokens, coefficient_rows, log_q_column};
+use crate::log_space::{log_add_exp, log_one_hot, log_sum_exp};
 use crate::{Coefficients, Error, Result, Timesteps, Transition};
 
 /// diffusers' `q_posterior`: the one-step reverse distribution `log p(x_{t-1} | x_t)`.
@@ -80,12 +78,22 @@ pub(crate) fn q_posterior_span<T: Transition + ?Sized>(
         None => None,
     };
     let lc = log_q_column(transition, &onehot, is_mask.as_ref(), &cumulative, false)?;
-    let ls = log_q_column(transition, &onehot, is_mask.as_ref(), &span, true)?;
+    let ls = log_q_column(transition, &onehot, is_mask.as_ref(), &span, false)?;
     let q = (log_p_x0 - lc)?;
     let z = log_sum_exp(&q, 1)?;
     let q = q.broadcast_sub(&z)?;
-    let r = apply_transition(transition, &q, &target)?;
-    let out = (r + ls)?.broadcast_add(&z)?;
+    // Real-class rows: log Σ_{x0} q(x_s = i | x0) q̂(x0) + log q(x_t | x_s = i) + Z.
+    let r = log_add_exp(&q.broadcast_add(&target.stay)?, &target.replace)?;
+    let mut out = (r + ls)?.broadcast_add(&z)?;
+    if let Some(k) = transition.mask_index() {
+        // Mask row: ln γ̄_s + log q(x_t | x_s = mask) + Z, where the middle term is the
+        // observed one-hot's mask entry (the mask never leaves).
+        let mask_row = onehot
+            .narrow(1, k, 1)?
+            .broadcast_add(&target.mask)?
+            .broadcast_add(&z)?;
+        out = Tensor::cat(&[&out, &mask_row], 1)?;
+    }
 
     // Zero cumulative replace mass: an unmasked x_t pins x_{s} = x_t (see the module docs).
     let pinned: Vec<u8> = (0..rows)
