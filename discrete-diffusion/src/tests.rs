@@ -446,3 +446,78 @@ fn errors_name_the_problem() {
         .to_string();
     assert!(err.contains("log_p_x0"), "{err}");
 }
+
+#[test]
+fn training_loss_backpropagates_to_the_prediction() {
+    let dev = Device::Cpu;
+    let tr = MaskAndReplace::paper(5, 10).unwrap();
+    let logits = candle_core::Var::from_tensor(&(random_log_p(5, 6, 1) * 0.3).unwrap()).unwrap();
+    let x0 = Tensor::new(&[[0u32, 1, 2, 3, 4, 0]], &dev).unwrap();
+    for t in [0usize, 3, 9] {
+        let x_t = tr
+            .q_sample(&x0, t, &mut SeededNoise::new(t as u64))
+            .unwrap();
+        let log_p = log_normalize(logits.as_tensor()).unwrap();
+        let loss =
+            training_loss(&tr, &log_p, &x0, &x_t, &[t], &[0.1], &LossConfig::default()).unwrap();
+        let grads = loss.loss.backward().unwrap();
+        let g = grads
+            .get(logits.as_tensor())
+            .expect("no gradient reached the logits");
+        let norm: f32 = g.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(
+            norm.is_finite() && norm > 0.0,
+            "t = {t}: gradient norm {norm}"
+        );
+    }
+}
+
+#[test]
+fn unmask_schedules_cover_every_position() {
+    for per_call in [5, 1024] {
+        let counts = UnmaskSchedule::original_ithq(per_call)
+            .counts(100, 1024)
+            .unwrap();
+        assert_eq!(counts.iter().skip(1).sum::<usize>(), 1024);
+    }
+    let even = UnmaskSchedule::Even.counts(10, 16).unwrap();
+    assert_eq!(even.iter().skip(1).sum::<usize>(), 16);
+    assert!(even[9] >= even[1]);
+    assert!(UnmaskSchedule::Custom(vec![0, 1, 2]).counts(3, 4).is_err());
+}
+
+#[test]
+fn configs_round_trip_through_serde() {
+    let config = SamplerConfig {
+        plan: TimestepPlan::Strided(25),
+        truncation: Truncation::TopR(0.86),
+        method: SamplingMethod::ImprovedPrior(ImprovedPrior {
+            rule: PriorRule::Purity { prior_weight: 1.0 },
+            max_per_call: 5,
+            schedule: UnmaskSchedule::Even,
+        }),
+    };
+    let json = serde_json::to_string(&config).unwrap();
+    assert_eq!(
+        serde_json::from_str::<SamplerConfig>(&json).unwrap(),
+        config
+    );
+    let tc = TransitionConfig::MaskAndReplaceFinal {
+        num_classes: 16,
+        num_timesteps: 20,
+        gamma_bar_final: 0.9,
+        k_beta_bar_final: 0.1,
+    };
+    let json = serde_json::to_string(&tc).unwrap();
+    let back: TransitionConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.build().unwrap(), tc.build().unwrap());
+    let beta: BetaSchedule =
+        serde_json::from_str(r#"{"type": "cosine", "num_timesteps": 10}"#).unwrap();
+    assert_eq!(
+        beta,
+        BetaSchedule::Cosine {
+            num_timesteps: 10,
+            offset: 0.008
+        }
+    );
+}
