@@ -1,0 +1,247 @@
+//! diffusers' `VQModel` (`diffusers/models/autoencoders/vq_model.py`), reference doc §4:
+//! `encoder → quant_conv (1×1) → quantize` on the way in, `quantize.embedding lookup →
+//! post_quant_conv (1×1) → decoder` on the way out. The token path of the VQ-Diffusion pipeline
+//! is `decode(codebook_entry(ids), force_not_quantize=True)` = [`VqModel::decode_tokens`].
+//!
+//! Weights load from a diffusers folder (`config.json` + `diffusion_pytorch_model.{safetensors,bin}`,
+//! also a pipeline root with a `vqvae/` subfolder), or a single safetensors (memory-mapped) /
+//! PyTorch `.bin` file with keys exactly as diffusers names them; f32, f16 and bf16 files are
+//! converted to f32 on load (all compute is f32).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Conv2d, VarBuilder};
+
+use crate::config::VqModelConfig;
+use crate::decoder::Decoder;
+use crate::encoder::Encoder;
+use crate::error::{Error, Result};
+use crate::vector_quantizer::{Quantized, VectorQuantizer};
+use crate::weights::conv2d;
+
+/// Weight file names tried, in order, inside a diffusers model folder.
+pub const WEIGHT_FILE_NAMES: [&str; 4] = [
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+    "diffusion_pytorch_model.fp16.safetensors",
+    "diffusion_pytorch_model.fp16.bin",
+];
+
+/// The VQ-VAE: encoder, quantiser and decoder.
+#[derive(Debug, Clone)]
+pub struct VqModel {
+    config: VqModelConfig,
+    encoder: Encoder,
+    quant_conv: Conv2d,
+    quantize: VectorQuantizer,
+    post_quant_conv: Conv2d,
+    decoder: Decoder,
+}
+
+/// What one training forward pass produces ([`VqModel::forward_train`]).
+#[derive(Debug, Clone)]
+pub struct TrainForward {
+    /// The reconstruction `(B, out_channels, H, W)`.
+    pub reconstruction: Tensor,
+    /// The encoder output after `quant_conv`, before quantisation `(B, D, h, w)`.
+    pub latents: Tensor,
+    /// Quantiser output (straight-through latents, indices, loss terms).
+    pub quantized: Quantized,
+}
+
+impl VqModel {
+    /// Builds the model from `vb` (root of the state dict, or a training `VarMap`).
+    pub fn new(vb: VarBuilder, config: &VqModelConfig) -> Result<Self> {
+        config.validate()?;
+        let embed_dim = config.embed_dim();
+        Ok(Self {
+            config: config.clone(),
+            encoder: Encoder::new(vb.pp("encoder"), config)?,
+            quant_conv: conv2d(
+                &vb.pp("quant_conv"),
+                config.latent_channels,
+                embed_dim,
+                1,
+                1,
+                0,
+            )?,
+            quantize: VectorQuantizer::new(vb.pp("quantize"), config.num_vq_embeddings, embed_dim)?,
+            post_quant_conv: conv2d(
+                &vb.pp("post_quant_conv"),
+                embed_dim,
+                config.latent_channels,
+                1,
+                1,
+                0,
+            )?,
+            decoder: Decoder::new(vb.pp("decoder"), config)?,
+        })
+    }
+
+    /// Loads a diffusers model folder (`config.json` + weights), or a pipeline folder whose
+    /// `vqvae/` subfolder is one.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let mut dir = dir.as_ref().to_path_buf();
+        if !dir.join("config.json").is_file() && dir.join("vqvae").join("config.json").is_file() {
+            dir = dir.join("vqvae");
+        }
+        let config = VqModelConfig::from_file(dir.join("config.json"))?;
+        let weights = WEIGHT_FILE_NAMES
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| Error::MissingWeightFile {
+                path: dir.clone(),
+                looked_for: WEIGHT_FILE_NAMES.join(", "),
+            })?;
+        Self::load_weights(&config, weights)
+    }
+
+    /// Loads a single weight file: `.safetensors` (memory-mapped) or a PyTorch pickle
+    /// (`.bin`, `.pt`, `.pth`, `.ckpt`), any float dtype, converted to f32 on the CPU.
+    pub fn load_weights(config: &VqModelConfig, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(Error::MissingWeightFile {
+                path: path.to_path_buf(),
+                looked_for: "a .safetensors or PyTorch .bin file".into(),
+            });
+        }
+        let vb = weights_var_builder(path)?;
+        Self::new(vb, config).map_err(|e| e.in_file(path))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &VqModelConfig {
+        &self.config
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &Decoder {
+        &self.decoder
+    }
+
+    /// The quantiser (codebook).
+    pub fn quantizer(&self) -> &VectorQuantizer {
+        &self.quantize
+    }
+
+    /// Checks `images` is `(B, in_channels, H, W)` with `H`, `W` multiples of the downsampling factor.
+    pub fn check_images(&self, images: &Tensor) -> Result<()> {
+        let (_, c, h, w) = images.dims4().map_err(|_| Error::Shape {
+            what: "images",
+            expected: format!("(B, {}, H, W)", self.config.in_channels),
+            found: images.dims().to_vec(),
+        })?;
+        if c != self.config.in_channels {
+            return Err(Error::Channels {
+                what: "images",
+                expected: self.config.in_channels,
+                found: c,
+                shape: images.dims().to_vec(),
+            });
+        }
+        let factor = self.config.downsampling_factor();
+        if h == 0 || w == 0 || !h.is_multiple_of(factor) || !w.is_multiple_of(factor) {
+            return Err(Error::ImageSize {
+                height: h,
+                width: w,
+                factor,
+            });
+        }
+        Ok(())
+    }
+
+    /// diffusers' `VQModel.encode`: `quant_conv(encoder(images))`, images in `[-1, 1]`
+    /// `(B, in_channels, H, W)` → latents `(B, D, H/f, W/f)` (not yet quantised).
+    pub fn encode_latents(&self, images: &Tensor) -> Result<Tensor> {
+        self.check_images(images)?;
+        let x = images.to_dtype(DType::F32)?;
+        Ok(x.apply(&self.encoder)?.apply(&self.quant_conv)?)
+    }
+
+    /// Images in `[-1, 1]` → token grid `(B, H/f, W/f)` u32 (nearest codebook entries of the
+    /// encoder latents, as `quantize(encode(x))` in diffusers).
+    pub fn encode(&self, images: &Tensor) -> Result<Tensor> {
+        let latents = self.encode_latents(images)?;
+        self.quantize.nearest_indices(&latents)
+    }
+
+    /// `quantize.get_codebook_entry`: token grid `(B, h, w)` → code vectors `(B, D, h, w)`.
+    pub fn codebook_entry(&self, tokens: &Tensor) -> Result<Tensor> {
+        self.quantize.codebook_entry(tokens)
+    }
+
+    /// `VQModel.decode(quant, force_not_quantize=True)`: `decoder(post_quant_conv(quant))`,
+    /// `(B, D, h, w)` → images `(B, out_channels, h·f, w·f)` (roughly in `[-1, 1]`, unclamped).
+    pub fn decode_latents(&self, quant: &Tensor) -> Result<Tensor> {
+        let (_, c, _, _) = quant.dims4().map_err(|_| Error::Shape {
+            what: "quantized latents",
+            expected: format!("(B, {}, h, w)", self.config.embed_dim()),
+            found: quant.dims().to_vec(),
+        })?;
+        if c != self.config.embed_dim() {
+            return Err(Error::Channels {
+                what: "quantized latents",
+                expected: self.config.embed_dim(),
+                found: c,
+                shape: quant.dims().to_vec(),
+            });
+        }
+        Ok(quant
+            .to_dtype(DType::F32)?
+            .apply(&self.post_quant_conv)?
+            .apply(&self.decoder)?)
+    }
+
+    /// `VQModel.decode(h)` without `force_not_quantize`: re-quantises `h` to its nearest codes
+    /// first, then decodes.
+    pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
+        let quantized = self.quantize.quantize(latents)?;
+        self.decode_latents(&quantized.z_q)
+    }
+
+    /// The pipeline's decode: token grid `(B, h, w)` → codebook lookup → `post_quant_conv` →
+    /// decoder → images `(B, out_channels, h·f, w·f)`.
+    pub fn decode_tokens(&self, tokens: &Tensor) -> Result<Tensor> {
+        let quant = self.codebook_entry(tokens)?;
+        self.decode_latents(&quant)
+    }
+
+    /// A training forward pass: encode, quantise with the straight-through estimator, decode.
+    pub fn forward_train(&self, images: &Tensor) -> Result<TrainForward> {
+        let latents = self.encode_latents(images)?;
+        let quantized = self.quantize.quantize(&latents)?;
+        let reconstruction = self.decode_latents(&quantized.z_q)?;
+        Ok(TrainForward {
+            reconstruction,
+            latents,
+            quantized,
+        })
+    }
+}
+
+/// A `VarBuilder` over a weight file (safetensors memory-mapped, or a PyTorch pickle), f32 on CPU.
+pub fn weights_var_builder(path: &Path) -> Result<VarBuilder<'static>> {
+    let device = Device::Cpu;
+    let is_safetensors = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let vb = if is_safetensors {
+        // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
+        // it while the model is being built (tensors are copied into f32 buffers on load).
+        unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, &device) }
+    } else {
+        VarBuilder::from_pth(path, DType::F32, &device)
+    };
+    vb.map_err(|e| Error::WeightFile {
+        path: PathBuf::from(path),
+        message: e.to_string(),
+    })
+}

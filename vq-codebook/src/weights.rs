@@ -1,0 +1,112 @@
+//! Parameter loading shared by every module: fetch a tensor from a `VarBuilder` under its
+//! diffusers key and turn candle's generic failures into [`Error::MissingWeight`] /
+//! [`Error::WeightShape`] naming the full key, the expected and the found shape. Also builds the
+//! three parameterised layers the VQ-VAE uses (3×3/1×1 `Conv2d`, `Linear`, `GroupNorm`) with
+//! PyTorch's default initialisation hints (used when the builder is a training `VarMap`).
+
+use candle_core::Tensor;
+use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Init, Linear, VarBuilder};
+
+use crate::error::{Error, Result};
+
+/// GroupNorm epsilon used everywhere in diffusers' VAE blocks (reference doc §4.1).
+pub const GROUP_NORM_EPS: f64 = 1e-6;
+
+fn full_key(vb: &VarBuilder, name: &str) -> String {
+    let prefix = vb.prefix();
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The tensor `name` under `vb`'s prefix, with shape `shape`; `init` is used only when `vb` is
+/// backed by a `VarMap` that does not hold it yet.
+pub(crate) fn tensor(vb: &VarBuilder, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
+    match vb.get_with_hints(shape, name, init) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let key = full_key(vb, name);
+            if !vb.contains_tensor(name) {
+                return Err(Error::MissingWeight { key, file: None });
+            }
+            match vb.get_unchecked(name) {
+                Ok(found) if found.dims() != shape => Err(Error::WeightShape {
+                    key,
+                    expected: shape.to_vec(),
+                    found: found.dims().to_vec(),
+                    file: None,
+                }),
+                _ => Err(Error::Candle(e)),
+            }
+        }
+    }
+}
+
+/// Shape of the stored tensor `name`, if the builder holds it.
+pub(crate) fn stored_shape(vb: &VarBuilder, name: &str) -> Option<Vec<usize>> {
+    if !vb.contains_tensor(name) {
+        return None;
+    }
+    vb.get_unchecked(name).ok().map(|t| t.dims().to_vec())
+}
+
+/// PyTorch's default init bound for a layer with `fan_in` inputs (`kaiming_uniform(a=√5)` gives
+/// `1/√fan_in` for the weight; the bias uses the same bound).
+fn torch_bound(fan_in: usize) -> f64 {
+    1.0 / (fan_in.max(1) as f64).sqrt()
+}
+
+fn uniform(bound: f64) -> Init {
+    Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// `nn.Conv2d(c_in, c_out, k, stride, padding)` with bias, keys `{weight, bias}`.
+pub(crate) fn conv2d(
+    vb: &VarBuilder,
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Result<Conv2d> {
+    let bound = torch_bound(c_in * kernel * kernel);
+    let weight = tensor(vb, &[c_out, c_in, kernel, kernel], "weight", uniform(bound))?;
+    let bias = tensor(vb, &[c_out], "bias", uniform(bound))?;
+    let config = Conv2dConfig {
+        padding,
+        stride,
+        ..Default::default()
+    };
+    Ok(Conv2d::new(weight, Some(bias), config))
+}
+
+/// `nn.Linear(c, c)` with bias, keys `{weight, bias}`. Also accepts a `(c, c, 1, 1)` weight
+/// (a 1×1 convolution, as in the original `AttnBlock` and some converted files).
+pub(crate) fn linear_square(vb: &VarBuilder, c: usize) -> Result<Linear> {
+    let bound = torch_bound(c);
+    let weight = match stored_shape(vb, "weight") {
+        Some(shape) if shape == [c, c, 1, 1] => vb.get((c, c, 1, 1), "weight")?.reshape((c, c))?,
+        _ => tensor(vb, &[c, c], "weight", uniform(bound))?,
+    };
+    let bias = tensor(vb, &[c], "bias", uniform(bound))?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// `nn.GroupNorm(groups, channels, eps=1e-6, affine=True)`, keys `{weight, bias}`.
+/// candle's `GroupNorm` is composed of ordinary ops, so it has a backward pass.
+pub(crate) fn group_norm(vb: &VarBuilder, groups: usize, channels: usize) -> Result<GroupNorm> {
+    let weight = tensor(vb, &[channels], "weight", Init::Const(1.0))?;
+    let bias = tensor(vb, &[channels], "bias", Init::Const(0.0))?;
+    Ok(GroupNorm::new(
+        weight,
+        bias,
+        channels,
+        groups,
+        GROUP_NORM_EPS,
+    )?)
+}
