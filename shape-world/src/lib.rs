@@ -17,6 +17,8 @@
 mod caption;
 mod diversity;
 mod faithfulness;
+mod feature_net;
+mod frechet;
 mod oracle;
 mod render;
 mod scene;
@@ -25,6 +27,8 @@ mod world;
 pub use caption::{ObjectSpec, PAIR_PHRASINGS, SINGLE_PHRASINGS, SceneSpec};
 pub use diversity::{Attribute, Histogram};
 pub use faithfulness::{FaithfulnessReport, Verdict, judge};
+pub use feature_net::{FEATURES, FeatureNet, HEADS, SHIPPED_WEIGHTS, images_to_tensor, targets};
+pub use frechet::{frechet_distance, mean_and_covariance, symmetric_eigen};
 pub use oracle::{COLOUR_TOLERANCE, Detection, MIN_AREA, analyse};
 pub use render::{covers, render};
 pub use scene::{BACKGROUNDS, Cell, Colour, IMAGE_SIZE, Object, Relation, Scene, Shape, Size};

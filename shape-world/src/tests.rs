@@ -137,3 +137,52 @@ fn diversity_of_the_data_is_near_uniform() {
     let all_top_left = Histogram(std::iter::once(("00".to_string(), 1.0)).collect());
     assert!(positions.total_variation(&all_top_left) > 0.8);
 }
+
+#[test]
+fn frechet_distance_matches_closed_form_and_ranks_corruption() {
+    // 1-d check: N(0, 1) vs N(3, 4): (0-3)² + 1 + 4 - 2·sqrt(4) = 10.
+    let a = (vec![0.0], vec![vec![1.0]]);
+    let b = (vec![3.0], vec![vec![4.0]]);
+    assert!((frechet_distance(&a, &b) - 10.0).abs() < 1e-9);
+    let (values, _) = symmetric_eigen(&[vec![2.0, 1.0], vec![1.0, 2.0]]);
+    let mut values = values;
+    values.sort_by(f64::total_cmp);
+    assert!((values[0] - 1.0).abs() < 1e-9 && (values[1] - 3.0).abs() < 1e-9);
+
+    let net = FeatureNet::shipped().unwrap();
+    let world = World::default();
+    let images = |split, n| {
+        world
+            .examples(split, n)
+            .into_iter()
+            .map(|e| e.image)
+            .collect::<Vec<_>>()
+    };
+    let reference = images(Split::Validation, 600);
+    let real = images(Split::Test, 600);
+    let corrupt = |imgs: &[image::RgbImage], sigma: f32, seed: u64| -> Vec<image::RgbImage> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        imgs.iter()
+            .map(|img| {
+                let mut out = img.clone();
+                for p in out.pixels_mut() {
+                    for c in p.0.iter_mut() {
+                        let noise: f32 = (rng.random::<f32>() - 0.5) * 2.0 * sigma;
+                        *c = (*c as f32 + noise).clamp(0.0, 255.0) as u8;
+                    }
+                }
+                out
+            })
+            .collect()
+    };
+    let fid_real = net.frechet_distance(&reference, &real).unwrap();
+    let fid_light = net
+        .frechet_distance(&reference, &corrupt(&real, 40.0, 1))
+        .unwrap();
+    let fid_heavy = net
+        .frechet_distance(&reference, &corrupt(&real, 120.0, 2))
+        .unwrap();
+    println!("our FID: real {fid_real:.3} < light {fid_light:.3} < heavy {fid_heavy:.3}");
+    assert!(fid_real < fid_light && fid_light < fid_heavy);
+}
