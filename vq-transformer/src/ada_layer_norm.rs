@@ -1,0 +1,78 @@
+//! `AdaLayerNorm` (diffusers `normalization.py`, reference §3.3): `τ = emb[t]`,
+//! `u = linear(silu(τ))`, `scale = u[..D]`, `shift = u[D..]` (**scale first**), and
+//! `y = LN(x)·(1 + scale) + shift` with an inner LayerNorm without affine parameters
+//! (eps 1e-5).
+//!
+//! Timesteps: one shared timestep (what diffusers supports) or one per sample, in which case
+//! sample `b` is normalised with the scale/shift of `t[b]` — the original VQ-Diffusion
+//! semantics, and the same as running diffusers once per sample.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use crate::layers::{Linear, cast, layer_norm};
+use crate::{Result, Timestep};
+
+/// Timestep-conditioned LayerNorm.
+#[derive(Debug, Clone)]
+pub struct AdaLayerNorm {
+    emb: Tensor,
+    linear: Linear,
+    eps: f64,
+}
+
+impl AdaLayerNorm {
+    /// Loads `emb.weight` `(num_embeddings, D)` and `linear` `(2D, D)` with bias.
+    pub fn new(dim: usize, num_embeddings: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let emb = vb.pp("emb").get_with_hints(
+            (num_embeddings, dim),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?;
+        let linear = Linear::new(dim, 2 * dim, true, vb.pp("linear"))?;
+        Ok(Self { emb, linear, eps })
+    }
+
+    /// Rows of the timestep table.
+    pub fn num_embeddings(&self) -> usize {
+        self.emb.dim(0).unwrap_or(0)
+    }
+
+    /// `(1 + scale, shift)`, each `(G, D)` in `dtype`: `G = 1` for a shared timestep, `G = B`
+    /// for per-sample timesteps.
+    pub fn modulation(&self, t: &Timestep, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let ids: Vec<u32> = t.as_slice().iter().map(|&t| t as u32).collect();
+        let ids = Tensor::from_vec(ids, t.as_slice().len(), self.emb.device())?;
+        let tau = cast(&self.emb.index_select(&ids, 0)?, dtype)?;
+        let u = self.linear.forward(&candle_nn::ops::silu(&tau)?)?;
+        let dim = self.emb.dim(1)?;
+        let scale = (u.narrow(1, 0, dim)? + 1.0)?;
+        let shift = u.narrow(1, dim, dim)?;
+        Ok((scale.contiguous()?, shift.contiguous()?))
+    }
+
+    /// Normalises `x` `(B, N, D)` with precomputed [`AdaLayerNorm::modulation`].
+    pub fn forward_modulated(
+        &self,
+        x: &Tensor,
+        modulation: &(Tensor, Tensor),
+        train: bool,
+    ) -> Result<Tensor> {
+        let (scale, shift) = modulation;
+        let (alpha, beta) = if scale.dim(0)? == 1 {
+            (scale.squeeze(0)?, shift.squeeze(0)?)
+        } else {
+            (scale.clone(), shift.clone())
+        };
+        layer_norm(x, &alpha, &beta, self.eps, train)
+    }
+
+    /// `LN(x)·(1 + scale) + shift` for `x` `(B, N, D)`.
+    pub fn forward(&self, x: &Tensor, t: &Timestep, train: bool) -> Result<Tensor> {
+        let m = self.modulation(t, x.dtype())?;
+        self.forward_modulated(x, &m, train)
+    }
+}

@@ -1,0 +1,38 @@
+//! The output head of the vectorized mode (`_get_output_for_vectorized_inputs`, reference
+//! §3.7): `norm_out` (affine LayerNorm), `out` (Linear `D → K−1`), classes moved to axis 1,
+//! log-softmax in **f64** then rounded to f32. The mask class is embedded but never predicted.
+
+use candle_core::{D, DType, Module, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::Result;
+use crate::layers::{LayerNorm, Linear};
+
+/// `norm_out` + `out` + f64 log-softmax.
+#[derive(Debug, Clone)]
+pub struct OutputHead {
+    norm_out: LayerNorm,
+    out: Linear,
+}
+
+impl OutputHead {
+    /// Loads `norm_out.{weight,bias}` and `out.{weight,bias}` (`vb` at the model root).
+    pub fn new(dim: usize, num_classes: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm_out: LayerNorm::new(dim, eps, true, vb.pp("norm_out"))?,
+            out: Linear::new(dim, num_classes, true, vb.pp("out"))?,
+        })
+    }
+
+    /// Raw logits `(B, N, K−1)` in the hidden dtype.
+    pub fn logits(&self, h: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.out.forward(&self.norm_out.forward_t(h, train)?)?)
+    }
+
+    /// `log p̂(x_0)` `(B, K−1, N)` f32.
+    pub fn forward(&self, h: &Tensor, train: bool) -> Result<Tensor> {
+        let logits = self.logits(h, train)?.to_dtype(DType::F64)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_dtype(DType::F32)?;
+        Ok(logp.transpose(1, 2)?.contiguous()?)
+    }
+}

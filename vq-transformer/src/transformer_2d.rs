@@ -1,0 +1,303 @@
+//! `Transformer2DModel` in discrete ("vectorized") mode (reference §3.8): token + position
+//! embedding, `num_layers` [`BasicTransformerBlock`]s conditioned on the timestep (AdaLN) and
+//! the text (cross-attention), and the [`OutputHead`] returning `log p̂(x_0)` `(B, K−1, N)` f32.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::basic_transformer_block::{BasicTransformerBlock, CrossInput};
+use crate::config::Transformer2DConfig;
+use crate::image_positional_embeddings::ImagePositionalEmbeddings;
+use crate::output_head::OutputHead;
+use crate::text_context::TextContext;
+use crate::{Error, Result, Timestep};
+
+/// diffusers' `Transformer2DModel` (discrete inputs).
+#[derive(Debug, Clone)]
+pub struct Transformer2DModel {
+    config: Transformer2DConfig,
+    latent_image_embedding: ImagePositionalEmbeddings,
+    transformer_blocks: Vec<BasicTransformerBlock>,
+    head: OutputHead,
+    compute_dtype: DType,
+    device: Device,
+}
+
+/// The compute dtype used for weights stored as `storage` on `device`: the storage dtype,
+/// except bf16 on the CPU (candle has no CPU bf16 matmul), which computes in f32.
+pub fn default_compute_dtype(storage: DType, device: &Device) -> DType {
+    match (storage, device) {
+        (DType::BF16, Device::Cpu) => DType::F32,
+        (d, _) => d,
+    }
+}
+
+impl Transformer2DModel {
+    /// Builds the model from `vb` (diffusers key names at the root of `vb`): an mmap'd
+    /// checkpoint, a `.bin`, or a [`candle_nn::VarMap`] for training.
+    pub fn new(config: &Transformer2DConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let dim = config.inner_dim();
+        let (h, w) = config.grid();
+        let latent_image_embedding = ImagePositionalEmbeddings::new(
+            config.num_embeds(),
+            h,
+            w,
+            dim,
+            vb.pp("latent_image_embedding"),
+        )?;
+        let transformer_blocks = (0..config.num_layers)
+            .map(|i| BasicTransformerBlock::new(config, vb.pp("transformer_blocks").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        // diffusers builds `norm_out` as `nn.LayerNorm(inner_dim)`: PyTorch's default eps 1e-5,
+        // whatever `norm_eps` says.
+        let head = OutputHead::new(dim, config.num_classes(), 1e-5, vb.clone())?;
+        Ok(Self {
+            config: config.clone(),
+            latent_image_embedding,
+            transformer_blocks,
+            head,
+            compute_dtype: default_compute_dtype(vb.dtype(), vb.device()),
+            device: vb.device().clone(),
+        })
+    }
+
+    /// Loads a diffusers folder: a pipeline root (uses `transformer/`) or the transformer
+    /// folder itself, with `config.json` and `diffusion_pytorch_model.safetensors` (mmap'd)
+    /// or `diffusion_pytorch_model.bin` (PyTorch pickle). Weights are stored as `dtype`.
+    pub fn from_pretrained(dir: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Self> {
+        let mut dir = dir.as_ref().to_path_buf();
+        if dir.join("transformer").join("config.json").is_file() {
+            dir = dir.join("transformer");
+        }
+        let config = Transformer2DConfig::from_file(dir.join("config.json"))?;
+        let st = dir.join("diffusion_pytorch_model.safetensors");
+        let bin = dir.join("diffusion_pytorch_model.bin");
+        let weights = if st.is_file() {
+            st
+        } else if bin.is_file() {
+            bin
+        } else {
+            return Err(Error::File {
+                path: dir.display().to_string(),
+                message: "no diffusion_pytorch_model.safetensors or .bin".into(),
+            });
+        };
+        Self::load(&config, &weights, dtype, device)
+    }
+
+    /// Loads weights from one `.safetensors` (mmap'd) or PyTorch `.bin`/`.pth` file.
+    pub fn load(
+        config: &Transformer2DConfig,
+        weights: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let vb = weights_var_builder(weights, dtype, device)?;
+        Self::new(config, vb)
+    }
+
+    /// Sets the dtype activations are computed in (weights keep their storage dtype and are
+    /// converted per use when it differs).
+    pub fn with_compute_dtype(mut self, dtype: DType) -> Self {
+        self.compute_dtype = dtype;
+        self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Transformer2DConfig {
+        &self.config
+    }
+
+    /// The dtype activations are computed in.
+    pub fn compute_dtype(&self) -> DType {
+        self.compute_dtype
+    }
+
+    /// The device of the weights.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The blocks, in order.
+    pub fn transformer_blocks(&self) -> &[BasicTransformerBlock] {
+        &self.transformer_blocks
+    }
+
+    /// Encoder states `(B, L, C)` → a context with the cross-attention keys/values of every
+    /// block computed once (reuse it for all denoising steps of a generation).
+    pub fn prepare_context(&self, encoder_hidden_states: &Tensor) -> Result<TextContext> {
+        let states = self.check_states(encoder_hidden_states)?;
+        let kv = self
+            .transformer_blocks
+            .iter()
+            .map(|b| b.attn2().map(|a| a.key_value(&states)).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TextContext::new(states, Some(kv)))
+    }
+
+    /// Encoder states wrapped without caching: every forward recomputes the keys/values, as
+    /// diffusers does (for parity tests).
+    pub fn uncached_context(&self, encoder_hidden_states: &Tensor) -> Result<TextContext> {
+        Ok(TextContext::new(
+            self.check_states(encoder_hidden_states)?,
+            None,
+        ))
+    }
+
+    fn check_states(&self, s: &Tensor) -> Result<Tensor> {
+        let c = self.config.cross_attention_dim.unwrap_or(0);
+        match s.dims() {
+            &[_, _, cc] if cc == c => Ok(s.to_dtype(self.compute_dtype)?),
+            _ => Err(Error::Shape {
+                what: "encoder_hidden_states",
+                expected: format!("(batch, tokens, {c})"),
+                found: s.dims().to_vec(),
+            }),
+        }
+    }
+
+    fn check_timestep(&self, t: &Timestep, batch: usize) -> Result<()> {
+        if let Timestep::PerSample(ts) = t
+            && ts.len() != batch
+        {
+            return Err(Error::TimestepCount {
+                given: ts.len(),
+                batch,
+            });
+        }
+        if let Some(rows) = self.config.num_embeds_ada_norm {
+            for &t in t.as_slice() {
+                if t >= rows {
+                    return Err(Error::TimestepOutOfRange { t, rows });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// diffusers' forward: ids `x_t` `(B, N)`, timestep(s), encoder states `(B, L, C)` →
+    /// `log p̂(x_0)` `(B, K−1, N)` f32 (inference mode, keys/values computed in the pass).
+    pub fn forward(
+        &self,
+        x_t: &Tensor,
+        t: impl Into<Timestep>,
+        encoder_hidden_states: &Tensor,
+    ) -> Result<Tensor> {
+        let context = self.uncached_context(encoder_hidden_states)?;
+        self.forward_t(x_t, t, Some(&context), false)
+    }
+
+    /// Inference forward with a prepared (usually cached) context.
+    pub fn forward_with_context(
+        &self,
+        x_t: &Tensor,
+        t: impl Into<Timestep>,
+        context: &TextContext,
+    ) -> Result<Tensor> {
+        self.forward_t(x_t, t, Some(context), false)
+    }
+
+    /// Forward pass in inference (`train = false`) or training mode (dropout active, only
+    /// differentiable ops). `context` may be `None` only for models without cross-attention.
+    pub fn forward_t(
+        &self,
+        x_t: &Tensor,
+        t: impl Into<Timestep>,
+        context: Option<&TextContext>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let h = self.hidden_states(x_t, &t.into(), context, train)?;
+        self.head.forward(&h, train)
+    }
+
+    /// Hidden states after the last block, `(B, N, D)` in the compute dtype.
+    pub fn hidden_states(
+        &self,
+        x_t: &Tensor,
+        t: &Timestep,
+        context: Option<&TextContext>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let x_t = x_t.to_device(&self.device)?;
+        let mut h = self
+            .latent_image_embedding
+            .forward(&x_t, self.compute_dtype)?;
+        let batch = h.dim(0)?;
+        self.check_timestep(t, batch)?;
+        if let Some(c) = context
+            && c.batch() != batch
+        {
+            return Err(Error::Context(format!(
+                "prepared for a batch of {}, used with a batch of {batch}",
+                c.batch()
+            )));
+        }
+        for (i, block) in self.transformer_blocks.iter().enumerate() {
+            let m = block.modulation(t, self.compute_dtype)?;
+            let text = match context {
+                None => CrossInput::None,
+                Some(c) => match c.cached(i) {
+                    Some(kv) => CrossInput::Cached(kv),
+                    None => CrossInput::States(c.states()),
+                },
+            };
+            h = block.forward(&h, &m, text, train)?;
+        }
+        Ok(h)
+    }
+
+    /// Classifier-free guidance in one batched pass: `context` holds `2B` states,
+    /// unconditional first (`[null; prompt]`, as diffusers batches them); `x_t` `(B, N)` is
+    /// duplicated, and the halves are combined with
+    /// [`discrete_diffusion::classifier_free_guidance`] → renormalised `(B, K−1, N)` f32.
+    /// With `scale == 1` only the conditional half is run.
+    pub fn guided_log_p_x0(
+        &self,
+        x_t: &Tensor,
+        t: impl Into<Timestep>,
+        context: &TextContext,
+        scale: f64,
+    ) -> Result<Tensor> {
+        let t = t.into();
+        let b = x_t.dim(0)?;
+        if context.batch() != 2 * b {
+            return Err(Error::Context(format!(
+                "guidance needs 2·{b} states (unconditional first), found {}",
+                context.batch()
+            )));
+        }
+        if scale == 1.0 {
+            let cond = context.narrow(b, b)?;
+            return self.forward_with_context(x_t, t, &cond);
+        }
+        let both = Tensor::cat(&[x_t, x_t], 0)?;
+        let logp = self.forward_with_context(&both, t.repeat_batch(2), context)?;
+        let uncond = logp.narrow(0, 0, b)?;
+        let cond = logp.narrow(0, b, b)?;
+        Ok(discrete_diffusion::classifier_free_guidance(
+            &uncond, &cond, scale,
+        )?)
+    }
+}
+
+/// A `VarBuilder` over a `.safetensors` (mmap'd) or PyTorch pickle file.
+pub fn weights_var_builder(
+    path: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let vb = if ext == "safetensors" {
+        // SAFETY: the file is mapped read-only; it must not be modified while the model lives.
+        unsafe { VarBuilder::from_mmaped_safetensors(&[PathBuf::from(path)], dtype, device) }
+    } else {
+        VarBuilder::from_pth(path, dtype, device)
+    };
+    vb.map_err(|e| Error::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
