@@ -47,8 +47,9 @@ impl ClipAttention {
     pub fn new(vb: VarBuilder, config: &ClipTextConfig) -> Result<Self> {
         let d = config.hidden_size;
         let factor = config.initializer_factor;
-        let in_std =
-            (d as f64).powf(-0.5) * (2.0 * config.num_hidden_layers.max(1) as f64).powf(-0.5) * factor;
+        let in_std = (d as f64).powf(-0.5)
+            * (2.0 * config.num_hidden_layers.max(1) as f64).powf(-0.5)
+            * factor;
         let out_std = (d as f64).powf(-0.5) * factor;
         Ok(Self {
             q_proj: Linear::new(vb.pp("q_proj"), d, d, in_std)?,

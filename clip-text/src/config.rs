@@ -154,13 +154,13 @@ impl ClipTextConfig {
                 return Err(ClipError::Config(format!("{name} must be positive")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(ClipError::Config(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             )));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(ClipError::Config(format!(
                 "layer_norm_eps must be positive, got {}",
                 self.layer_norm_eps
@@ -231,9 +231,10 @@ mod tests {
 
     #[test]
     fn nested_text_config_and_gelu_variants() {
-        let config =
-            ClipTextConfig::from_json_str(r#"{"text_config":{"hidden_act":"gelu","hidden_size":64}}"#)
-                .unwrap();
+        let config = ClipTextConfig::from_json_str(
+            r#"{"text_config":{"hidden_act":"gelu","hidden_size":64}}"#,
+        )
+        .unwrap();
         assert_eq!(config.hidden_act, Activation::Gelu);
         assert_eq!(config.hidden_size, 64);
         let tanh = ClipTextConfig::from_json_str(r#"{"hidden_act":"gelu_pytorch_tanh"}"#).unwrap();

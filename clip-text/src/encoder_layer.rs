@@ -23,15 +23,25 @@ impl ClipEncoderLayer {
     pub fn new(vb: VarBuilder, config: &ClipTextConfig) -> Result<Self> {
         Ok(Self {
             self_attn: ClipAttention::new(vb.pp("self_attn"), config)?,
-            layer_norm1: LayerNorm::new(vb.pp("layer_norm1"), config.hidden_size, config.layer_norm_eps)?,
+            layer_norm1: LayerNorm::new(
+                vb.pp("layer_norm1"),
+                config.hidden_size,
+                config.layer_norm_eps,
+            )?,
             mlp: ClipMlp::new(vb.pp("mlp"), config)?,
-            layer_norm2: LayerNorm::new(vb.pp("layer_norm2"), config.hidden_size, config.layer_norm_eps)?,
+            layer_norm2: LayerNorm::new(
+                vb.pp("layer_norm2"),
+                config.hidden_size,
+                config.layer_norm_eps,
+            )?,
         })
     }
 
     /// `(batch, seq, d)` → `(batch, seq, d)` under the additive `mask`.
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let h = self.self_attn.forward(&self.layer_norm1.forward(x)?, mask)?;
+        let h = self
+            .self_attn
+            .forward(&self.layer_norm1.forward(x)?, mask)?;
         let x = (x + h)?;
         let h = self.mlp.forward(&self.layer_norm2.forward(&x)?)?;
         x + h

@@ -64,7 +64,9 @@ pub enum ClipError {
         found: Vec<usize>,
     },
     /// A token id is not below the vocabulary size of the encoder.
-    #[error("token id {id} at batch {batch}, position {position} is out of range (vocab size {vocab_size})")]
+    #[error(
+        "token id {id} at batch {batch}, position {position} is out of range (vocab size {vocab_size})"
+    )]
     TokenOutOfRange {
         /// The id.
         id: i64,

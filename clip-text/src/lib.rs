@@ -48,5 +48,9 @@ pub use mlp::{ClipMlp, activate};
 pub use normalize::l2_normalize_tokens;
 pub use text_cleaning::{TextCleaning, ftfy_fix_text, whitespace_clean};
 pub use text_model::{ClipTextModel, compute_dtype};
-pub use tokenizer::{ClipTokenizer, EncodedBatch, EncodedPrompt, SpecialTokens, Truncated, Truncation};
-pub use weights::{CHECKPOINT_NAMES, check_weights, find_checkpoint, read_checkpoint};
+pub use tokenizer::{
+    ClipTokenizer, EncodedBatch, EncodedPrompt, SpecialTokens, Truncated, Truncation,
+};
+pub use weights::{
+    CHECKPOINT_NAMES, add_text_model_prefix, check_weights, find_checkpoint, read_checkpoint,
+};

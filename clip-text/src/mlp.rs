@@ -30,11 +30,22 @@ impl ClipMlp {
     pub fn new(vb: VarBuilder, config: &ClipTextConfig) -> Result<Self> {
         let d = config.hidden_size as f64;
         let factor = config.initializer_factor;
-        let in_proj_std = d.powf(-0.5) * (2.0 * config.num_hidden_layers.max(1) as f64).powf(-0.5) * factor;
+        let in_proj_std =
+            d.powf(-0.5) * (2.0 * config.num_hidden_layers.max(1) as f64).powf(-0.5) * factor;
         let fc_std = (2.0 * d).powf(-0.5) * factor;
         Ok(Self {
-            fc1: Linear::new(vb.pp("fc1"), config.hidden_size, config.intermediate_size, fc_std)?,
-            fc2: Linear::new(vb.pp("fc2"), config.intermediate_size, config.hidden_size, in_proj_std)?,
+            fc1: Linear::new(
+                vb.pp("fc1"),
+                config.hidden_size,
+                config.intermediate_size,
+                fc_std,
+            )?,
+            fc2: Linear::new(
+                vb.pp("fc2"),
+                config.intermediate_size,
+                config.hidden_size,
+                in_proj_std,
+            )?,
             act: config.hidden_act,
         })
     }

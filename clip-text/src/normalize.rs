@@ -22,7 +22,10 @@ mod tests {
     fn rows_have_unit_norm() -> Result<()> {
         let x = Tensor::new(&[[[3f32, 4.0], [0.0, -2.0]]], &Device::Cpu)?;
         let y = l2_normalize_tokens(&x)?;
-        assert_eq!(y.to_vec3::<f32>()?, vec![vec![vec![0.6, 0.8], vec![0.0, -1.0]]]);
+        assert_eq!(
+            y.to_vec3::<f32>()?,
+            vec![vec![vec![0.6, 0.8], vec![0.0, -1.0]]]
+        );
         Ok(())
     }
 }

@@ -13,9 +13,11 @@
 //! (`ftfy/__init__.py::fix_and_explain`, tables from `ftfy/chardata.py`): HTML entities (only in
 //! lines before the first `<`, as ftfy's `unescape_html="auto"`), C1 controls read as
 //! Windows-1252, Latin ligatures, full/half-width forms, curly quotes, line breaks, terminal escapes,
-//! control characters, NFC — repeated until nothing changes. Not re-implemented: mojibake
-//! detection (`fix_encoding`, a heuristic over whole encodings) and the long tail of the HTML5
-//! entity table (the common named entities and every numeric reference are handled).
+//! control characters, NFC — repeated until nothing changes. Mojibake (`fix_encoding`) is handled
+//! only in its commonest form: a line whose characters all encode to Windows-1252 / Latin-1 bytes
+//! that form valid UTF-8 and contain a UTF-8 lead/continuation pair (`cafÃ©` → `café`); ftfy's
+//! per-span badness heuristics and other encodings are not re-implemented, nor the long tail of the
+//! HTML5 entity table (the common named entities and every numeric reference are handled).
 
 use tokenizers::NormalizedString;
 
@@ -99,6 +101,7 @@ fn fix_segment(text: &str, unescape: bool) -> String {
     } else {
         text.to_owned()
     };
+    t = fix_utf8_mojibake(&t);
     t = t.chars().map(fix_c1).collect();
     t = fix_ligatures(&t);
     t = fix_width(&t);
@@ -124,12 +127,39 @@ fn nfkc(text: &str) -> String {
 /// `sloppy-windows-1252` decoding of one byte 0x80..=0x9F (undefined bytes map to themselves).
 fn cp1252(c: char) -> char {
     const TABLE: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}',
-        '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
     ];
     match c as u32 {
         0x80..=0x9f => TABLE[(c as u32 - 0x80) as usize],
         _ => c,
+    }
+}
+
+/// The byte a character has in "sloppy" Windows-1252 (Latin-1 where cp1252 is undefined).
+fn sloppy_cp1252_byte(c: char) -> Option<u8> {
+    let code = c as u32;
+    if code < 0x80 || (0xa0..=0xff).contains(&code) {
+        return Some(code as u8);
+    }
+    (0x80u8..=0x9f).find(|&b| cp1252(char::from(b)) == c)
+}
+
+/// Re-decodes text that is UTF-8 read as Windows-1252 (`Ã©` → `é`), when the whole text maps
+/// back to bytes that are valid UTF-8 and actually contain a multi-byte sequence.
+fn fix_utf8_mojibake(text: &str) -> String {
+    let looks_mojibake = text.chars().zip(text.chars().skip(1)).any(|(a, b)| {
+        ('\u{c2}'..='\u{f4}').contains(&a)
+            && sloppy_cp1252_byte(b).is_some_and(|byte| (0x80..=0xbf).contains(&byte))
+    });
+    if !looks_mojibake {
+        return text.to_owned();
+    }
+    let bytes: Option<Vec<u8>> = text.chars().map(sloppy_cp1252_byte).collect();
+    match bytes.map(String::from_utf8) {
+        Some(Ok(fixed)) => fixed,
+        _ => text.to_owned(),
     }
 }
 
@@ -238,29 +268,107 @@ fn is_removed_control(c: char) -> bool {
 
 /// Common HTML5 named entities (name without `&`/`;`).
 const ENTITIES: &[(&str, &str)] = &[
-    ("amp", "&"), ("lt", "<"), ("gt", ">"), ("quot", "\""), ("apos", "'"), ("nbsp", "\u{a0}"),
-    ("copy", "©"), ("reg", "®"), ("trade", "™"), ("hellip", "…"), ("mdash", "—"), ("ndash", "–"),
-    ("lsquo", "‘"), ("rsquo", "’"), ("sbquo", "‚"), ("ldquo", "“"), ("rdquo", "”"), ("bdquo", "„"),
-    ("laquo", "«"), ("raquo", "»"), ("lsaquo", "‹"), ("rsaquo", "›"), ("deg", "°"), ("plusmn", "±"),
-    ("times", "×"), ("divide", "÷"), ("euro", "€"), ("pound", "£"), ("yen", "¥"), ("cent", "¢"),
-    ("sect", "§"), ("para", "¶"), ("middot", "·"), ("bull", "•"), ("micro", "µ"), ("iexcl", "¡"),
-    ("iquest", "¿"), ("frac12", "½"), ("frac14", "¼"), ("frac34", "¾"), ("sup2", "²"),
-    ("sup3", "³"), ("shy", "\u{ad}"), ("ensp", "\u{2002}"), ("emsp", "\u{2003}"),
-    ("thinsp", "\u{2009}"), ("zwj", "\u{200d}"), ("zwnj", "\u{200c}"), ("hearts", "♥"),
-    ("star", "☆"), ("check", "✓"), ("checkmark", "✓"), ("rarr", "→"), ("larr", "←"), ("harr", "↔"),
-    ("uarr", "↑"), ("darr", "↓"), ("infin", "∞"), ("ne", "≠"), ("le", "≤"), ("ge", "≥"),
-    ("szlig", "ß"), ("aelig", "æ"), ("AElig", "Æ"), ("oslash", "ø"), ("Oslash", "Ø"),
-    ("aring", "å"), ("Aring", "Å"), ("ccedil", "ç"), ("Ccedil", "Ç"), ("ntilde", "ñ"),
-    ("Ntilde", "Ñ"), ("eth", "ð"), ("thorn", "þ"), ("oelig", "œ"), ("OElig", "Œ"),
-    ("alpha", "α"), ("beta", "β"), ("gamma", "γ"), ("delta", "δ"), ("pi", "π"), ("mu", "μ"),
-    ("lambda", "λ"), ("sigma", "σ"), ("omega", "ω"), ("theta", "θ"),
+    ("amp", "&"),
+    ("lt", "<"),
+    ("gt", ">"),
+    ("quot", "\""),
+    ("apos", "'"),
+    ("nbsp", "\u{a0}"),
+    ("copy", "©"),
+    ("reg", "®"),
+    ("trade", "™"),
+    ("hellip", "…"),
+    ("mdash", "—"),
+    ("ndash", "–"),
+    ("lsquo", "‘"),
+    ("rsquo", "’"),
+    ("sbquo", "‚"),
+    ("ldquo", "“"),
+    ("rdquo", "”"),
+    ("bdquo", "„"),
+    ("laquo", "«"),
+    ("raquo", "»"),
+    ("lsaquo", "‹"),
+    ("rsaquo", "›"),
+    ("deg", "°"),
+    ("plusmn", "±"),
+    ("times", "×"),
+    ("divide", "÷"),
+    ("euro", "€"),
+    ("pound", "£"),
+    ("yen", "¥"),
+    ("cent", "¢"),
+    ("sect", "§"),
+    ("para", "¶"),
+    ("middot", "·"),
+    ("bull", "•"),
+    ("micro", "µ"),
+    ("iexcl", "¡"),
+    ("iquest", "¿"),
+    ("frac12", "½"),
+    ("frac14", "¼"),
+    ("frac34", "¾"),
+    ("sup2", "²"),
+    ("sup3", "³"),
+    ("shy", "\u{ad}"),
+    ("ensp", "\u{2002}"),
+    ("emsp", "\u{2003}"),
+    ("thinsp", "\u{2009}"),
+    ("zwj", "\u{200d}"),
+    ("zwnj", "\u{200c}"),
+    ("hearts", "♥"),
+    ("star", "☆"),
+    ("check", "✓"),
+    ("checkmark", "✓"),
+    ("rarr", "→"),
+    ("larr", "←"),
+    ("harr", "↔"),
+    ("uarr", "↑"),
+    ("darr", "↓"),
+    ("infin", "∞"),
+    ("ne", "≠"),
+    ("le", "≤"),
+    ("ge", "≥"),
+    ("szlig", "ß"),
+    ("aelig", "æ"),
+    ("AElig", "Æ"),
+    ("oslash", "ø"),
+    ("Oslash", "Ø"),
+    ("aring", "å"),
+    ("Aring", "Å"),
+    ("ccedil", "ç"),
+    ("Ccedil", "Ç"),
+    ("ntilde", "ñ"),
+    ("Ntilde", "Ñ"),
+    ("eth", "ð"),
+    ("thorn", "þ"),
+    ("oelig", "œ"),
+    ("OElig", "Œ"),
+    ("alpha", "α"),
+    ("beta", "β"),
+    ("gamma", "γ"),
+    ("delta", "δ"),
+    ("pi", "π"),
+    ("mu", "μ"),
+    ("lambda", "λ"),
+    ("sigma", "σ"),
+    ("omega", "ω"),
+    ("theta", "θ"),
 ];
 
 /// Vowels with the accents that have HTML entities (`&eacute;` etc.), lower and upper case.
 fn accented(name: &str) -> Option<String> {
     const ACCENTS: [(&str, [&str; 5], [&str; 5]); 6] = [
-        ("acute", ["á", "é", "í", "ó", "ú"], ["Á", "É", "Í", "Ó", "Ú"]),
-        ("grave", ["à", "è", "ì", "ò", "ù"], ["À", "È", "Ì", "Ò", "Ù"]),
+        (
+            "acute",
+            ["á", "é", "í", "ó", "ú"],
+            ["Á", "É", "Í", "Ó", "Ú"],
+        ),
+        (
+            "grave",
+            ["à", "è", "ì", "ò", "ù"],
+            ["À", "È", "Ì", "Ò", "Ù"],
+        ),
         ("circ", ["â", "ê", "î", "ô", "û"], ["Â", "Ê", "Î", "Ô", "Û"]),
         ("uml", ["ä", "ë", "ï", "ö", "ü"], ["Ä", "Ë", "Ï", "Ö", "Ü"]),
         ("tilde", ["ã", "", "", "õ", ""], ["Ã", "", "", "Õ", ""]),
@@ -272,7 +380,11 @@ fn accented(name: &str) -> Option<String> {
     let vowel = "aeiou".find(first.to_ascii_lowercase())?;
     for (accent, lower, upper) in ACCENTS {
         if rest == accent {
-            let s = if first.is_ascii_uppercase() { upper[vowel] } else { lower[vowel] };
+            let s = if first.is_ascii_uppercase() {
+                upper[vowel]
+            } else {
+                lower[vowel]
+            };
             return (!s.is_empty()).then(|| s.to_owned());
         }
     }
@@ -292,7 +404,11 @@ fn named_entity(name: &str) -> Option<String> {
         return Some(v);
     }
     // ftfy also decodes ALL-CAPS spellings of lowercase entities (`&EACUTE;` → `É`).
-    if name.len() > 1 && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
+    if name.len() > 1
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
         let lower = name.to_ascii_lowercase();
         let value = ENTITIES
             .iter()
@@ -351,15 +467,14 @@ fn unescape_entities(text: &str, lenient: bool) -> String {
             rest = &after[body_len + 1..];
             continue;
         }
-        if lenient {
-            if let Some((name, value)) = [("amp", "&"), ("lt", "<"), ("gt", ">"), ("quot", "\"")]
+        if lenient
+            && let Some((name, value)) = [("amp", "&"), ("lt", "<"), ("gt", ">"), ("quot", "\"")]
                 .iter()
                 .find(|(n, _)| body.starts_with(n))
-            {
-                out.push_str(value);
-                rest = &after[name.len()..];
-                continue;
-            }
+        {
+            out.push_str(value);
+            rest = &after[name.len()..];
+            continue;
         }
         out.push('&');
         rest = after;
@@ -381,16 +496,28 @@ mod tests {
 
     #[test]
     fn ftfy_fixes_that_change_clip_tokens() {
-        assert_eq!(ftfy_fix_text("&lt;3 caf&eacute; &amp; tea"), "<3 café & tea");
+        assert_eq!(
+            ftfy_fix_text("&lt;3 caf&eacute; &amp; tea"),
+            "<3 café & tea"
+        );
         // A `<` in the line turns HTML unescaping off, as ftfy's "auto" mode does.
         assert_eq!(ftfy_fix_text("<b>&amp;</b>"), "<b>&amp;</b>");
         assert_eq!(ftfy_fix_text("\u{fb01}sh ＡＢＣ！\u{3000}x"), "fish ABC! x");
-        assert_eq!(ftfy_fix_text("\u{201c}hi\u{201d} it\u{2019}s"), "\"hi\" it's");
-        assert_eq!(ftfy_fix_text("a\r\nb\u{1b}[31mred\u{1b}[0m\u{200b}"), "a\nbred\u{200b}");
+        assert_eq!(
+            ftfy_fix_text("\u{201c}hi\u{201d} it\u{2019}s"),
+            "\"hi\" it's"
+        );
+        assert_eq!(
+            ftfy_fix_text("a\r\nb\u{1b}[31mred\u{1b}[0m\u{200b}"),
+            "a\nbred\u{200b}"
+        );
         assert_eq!(ftfy_fix_text("e\u{301}\u{feff}"), "é");
         assert_eq!(ftfy_fix_text("&#128512;&#x41;&#150;"), "😀A–");
         assert_eq!(ftfy_fix_text("P&EACUTE;REZ"), "PÉREZ");
         assert_eq!(ftfy_fix_text("this&not that"), "this&not that");
+        assert_eq!(ftfy_fix_text("cafÃ© mojibake"), "café mojibake");
+        assert_eq!(ftfy_fix_text("â€œquotedâ€\u{9d}"), "\"quoted\"");
+        assert_eq!(ftfy_fix_text("À la carte, café"), "À la carte, café");
     }
 
     #[test]

@@ -54,8 +54,11 @@ impl ClipTextModel {
         let layers = (0..config.num_hidden_layers)
             .map(|i| ClipEncoderLayer::new(vb.pp(format!("encoder.layers.{i}")), config))
             .collect::<CandleResult<Vec<_>>>()?;
-        let final_layer_norm =
-            LayerNorm::new(vb.pp("final_layer_norm"), config.hidden_size, config.layer_norm_eps)?;
+        let final_layer_norm = LayerNorm::new(
+            vb.pp("final_layer_norm"),
+            config.hidden_size,
+            config.layer_norm_eps,
+        )?;
         Ok(Self {
             embeddings,
             layers,

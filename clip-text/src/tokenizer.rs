@@ -31,13 +31,14 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
+use tokenizers::{AddedToken, AddedVocabulary, SplitDelimiterBehavior, Tokenizer};
 
 use crate::error::{ClipError, Result, read_json, require_file};
 use crate::text_cleaning::TextCleaning;
 
 /// CLIP's pre-tokenisation regex (transformers' `CLIPTokenizer`, OpenAI's `SimpleTokenizer`).
-pub const CLIP_SPLIT_REGEX: &str = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+pub const CLIP_SPLIT_REGEX: &str =
+    r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
 
 /// How prompts longer than `max_length` tokens are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,8 +109,7 @@ impl SpecialTokens {
             }
             // transformers stores "no limit" as 1e30; CLIP's position table has 77 entries.
             if let Some(n) = value.get("model_max_length").and_then(|v| v.as_f64())
-                && n >= 1.0
-                && n < 1e6
+                && (1.0..1e6).contains(&n)
             {
                 tokens.max_length = n as usize;
             }
@@ -152,7 +152,11 @@ impl EncodedBatch {
     /// The `(batch, max_length)` id matrix as a `u32` tensor.
     pub fn to_tensor(&self, device: &Device) -> Result<Tensor> {
         let width = self.prompts.first().map_or(0, |p| p.ids.len());
-        let flat: Vec<u32> = self.prompts.iter().flat_map(|p| p.ids.iter().copied()).collect();
+        let flat: Vec<u32> = self
+            .prompts
+            .iter()
+            .flat_map(|p| p.ids.iter().copied())
+            .collect();
         Ok(Tensor::from_vec(flat, (self.prompts.len(), width), device)?)
     }
 
@@ -166,6 +170,9 @@ impl EncodedBatch {
 #[derive(Debug, Clone)]
 pub struct ClipTokenizer {
     inner: Tokenizer,
+    /// For [`TextCleaning::Original`]: the same tokenizer without the pad token registered as a
+    /// special token (OpenAI's `SimpleTokenizer` only knows `<|startoftext|>`/`<|endoftext|>`).
+    original_inner: Option<Tokenizer>,
     special: SpecialTokens,
     bos_id: u32,
     eos_id: u32,
@@ -221,11 +228,15 @@ impl ClipTokenizer {
             .end_of_word_suffix("</w>".into())
             .fuse_unk(false)
             .build()
-            .map_err(|e| ClipError::Tokenizer(format!("{} + {}: {e}", vocab.display(), merges.display())))?;
+            .map_err(|e| {
+                ClipError::Tokenizer(format!("{} + {}: {e}", vocab.display(), merges.display()))
+            })?;
         let mut inner = Tokenizer::new(bpe);
         let normalizer = NormalizerSequence::new(vec![
             NFC.into(),
-            Replace::new(ReplacePattern::Regex(r"\s+".into()), " ").map_err(tok_err)?.into(),
+            Replace::new(ReplacePattern::Regex(r"\s+".into()), " ")
+                .map_err(tok_err)?
+                .into(),
             Lowercase.into(),
         ]);
         inner.with_normalizer(Some(normalizer)).map_err(tok_err)?;
@@ -271,6 +282,7 @@ impl ClipTokenizer {
         }
         Ok(Self {
             inner,
+            original_inner: None,
             special,
             bos_id,
             eos_id,
@@ -288,9 +300,25 @@ impl ClipTokenizer {
     }
 
     /// Chooses the text clean-up (default [`TextCleaning::Transformers`]).
-    pub fn with_cleaning(mut self, cleaning: TextCleaning) -> Self {
+    /// With [`TextCleaning::Original`] a literal pad token in the text (`"!"` for ITHQ) is
+    /// byte-pair encoded like any other text, as OpenAI's `SimpleTokenizer` does.
+    pub fn with_cleaning(mut self, cleaning: TextCleaning) -> Result<Self> {
         self.cleaning = cleaning;
-        self
+        self.original_inner = None;
+        if cleaning == TextCleaning::Original {
+            let mut plain = self.inner.clone();
+            plain.with_added_vocabulary(AddedVocabulary::new());
+            let specials =
+                [&self.special.bos, &self.special.eos].map(|t| AddedToken::from(t.clone(), true));
+            plain.add_special_tokens(specials).map_err(tok_err)?;
+            self.original_inner = Some(plain);
+        }
+        Ok(self)
+    }
+
+    /// The text clean-up in use.
+    pub fn cleaning(&self) -> TextCleaning {
+        self.cleaning
     }
 
     /// Turns the stderr warning on truncation on or off (the [`Truncated`] record is always
@@ -343,7 +371,8 @@ impl ClipTokenizer {
     /// `[bos] + BPE(clean(text)) + [eos]`, neither truncated nor padded.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         let cleaned = self.cleaning.apply(text);
-        let encoding = self.inner.encode(cleaned.as_str(), false).map_err(tok_err)?;
+        let tokenizer = self.original_inner.as_ref().unwrap_or(&self.inner);
+        let encoding = tokenizer.encode(cleaned.as_str(), false).map_err(tok_err)?;
         let mut ids = Vec::with_capacity(encoding.len() + 2);
         ids.push(self.bos_id);
         ids.extend_from_slice(encoding.get_ids());
@@ -353,7 +382,10 @@ impl ClipTokenizer {
 
     /// Decodes ids to text the way transformers' `CLIPTokenizer.decode` does (`</w>` → space).
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        let text = self.inner.decode(ids, skip_special_tokens).map_err(tok_err)?;
+        let text = self
+            .inner
+            .decode(ids, skip_special_tokens)
+            .map_err(tok_err)?;
         Ok(text.replace("</w>", " ").trim().to_owned())
     }
 
@@ -388,7 +420,11 @@ impl ClipTokenizer {
         }
         let len = ids.len();
         ids.resize(max, self.pad_id);
-        Ok(EncodedPrompt { ids, len, truncated })
+        Ok(EncodedPrompt {
+            ids,
+            len,
+            truncated,
+        })
     }
 
     /// Several prompts (each handled as by [`ClipTokenizer::encode`]).

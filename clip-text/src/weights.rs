@@ -1,7 +1,9 @@
 //! Checkpoint files of a `text_encoder/` folder: transformers writes `model.safetensors`, older
 //! snapshots (the ITHQ hub repo) `pytorch_model.bin` (a PyTorch zip pickle, read with candle's
 //! `pickle` module). Keys are transformers' (`text_model.embeddings.token_embedding.weight`, ...);
-//! every key the config predicts is checked for presence and shape before the model is built,
+//! transformers 5's `save_pretrained` writes the same keys without the `text_model.` prefix
+//! (`embeddings.token_embedding.weight`, ...); such files are accepted and re-prefixed.
+//! Every key the config predicts is checked for presence and shape before the model is built,
 //! extra keys (the `position_ids` buffer of old files, a vision tower) are ignored.
 
 use std::collections::HashMap;
@@ -45,10 +47,25 @@ pub fn read_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     } else {
         candle_core::pickle::read_all(path).map(|v| v.into_iter().collect())
     };
-    loaded.map_err(|source| ClipError::Checkpoint {
+    let tensors = loaded.map_err(|source| ClipError::Checkpoint {
         path: path.to_owned(),
         source,
-    })
+    })?;
+    Ok(add_text_model_prefix(tensors))
+}
+
+/// Prefixes `text_model.` to every key of a checkpoint written without it (transformers ≥ 5
+/// `CLIPTextModel.save_pretrained`); checkpoints that already use it are returned unchanged.
+pub fn add_text_model_prefix(tensors: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    let prefixed = tensors.keys().any(|k| k.starts_with("text_model."));
+    let bare = tensors.contains_key("embeddings.token_embedding.weight");
+    if prefixed || !bare {
+        return tensors;
+    }
+    tensors
+        .into_iter()
+        .map(|(k, v)| (format!("text_model.{k}"), v))
+        .collect()
 }
 
 /// Checks that every weight the config predicts is present with the predicted shape.

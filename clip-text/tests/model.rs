@@ -24,7 +24,10 @@ fn tiny_config() -> ClipTextConfig {
 
 fn ids(device: &Device) -> Tensor {
     Tensor::new(
-        &[[49u32 % 50, 3, 7, 11, 2, 0, 0, 0, 0], [49, 5, 5, 2, 0, 0, 0, 0, 0]],
+        &[
+            [49u32, 3, 7, 11, 2, 0, 0, 0, 0],
+            [49, 5, 5, 2, 0, 0, 0, 0, 0],
+        ],
         device,
     )
     .unwrap()
@@ -42,7 +45,10 @@ fn every_parameter_gets_a_gradient_and_adamw_lowers_the_loss() -> anyhow_free::R
     let device = Device::Cpu;
     let config = tiny_config();
     let varmap = VarMap::new();
-    let model = ClipTextModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), &config)?;
+    let model = ClipTextModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        &config,
+    )?;
     let names: Vec<String> = {
         let data = varmap.data().lock().unwrap();
         let mut names: Vec<String> = data.keys().cloned().collect();
@@ -50,11 +56,18 @@ fn every_parameter_gets_a_gradient_and_adamw_lowers_the_loss() -> anyhow_free::R
         names
     };
     let expected: Vec<String> = {
-        let mut e: Vec<String> = config.expected_weights().into_iter().map(|(k, _)| k).collect();
+        let mut e: Vec<String> = config
+            .expected_weights()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         e.sort();
         e
     };
-    assert_eq!(names, expected, "the VarMap holds exactly transformers' keys");
+    assert_eq!(
+        names, expected,
+        "the VarMap holds exactly transformers' keys"
+    );
 
     let ids = ids(&device);
     let target = Tensor::randn(0f32, 1.0, (2, 9, 16), &device)?;
@@ -98,7 +111,10 @@ fn safetensors_round_trip_matches_the_training_path() -> anyhow_free::Result {
     let device = Device::Cpu;
     let config = tiny_config();
     let varmap = VarMap::new();
-    let trained = ClipTextModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), &config)?;
+    let trained = ClipTextModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        &config,
+    )?;
     let dir = temp_dir("roundtrip");
     varmap.save(dir.join("model.safetensors"))?;
     std::fs::write(dir.join("config.json"), serde_json::to_string(&config)?)?;
@@ -146,7 +162,11 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
     let err = ClipTextModel::from_folder(&dir, DType::F32, &device).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ClipError::MissingFile { .. }), "{msg}");
-    assert!(msg.contains("model.safetensors or pytorch_model.bin") && msg.contains(&*dir.to_string_lossy()), "{msg}");
+    assert!(
+        msg.contains("model.safetensors or pytorch_model.bin")
+            && msg.contains(&*dir.to_string_lossy()),
+        "{msg}"
+    );
 
     let missing = ClipTextModel::from_folder(&dir.join("nope"), DType::F32, &device).unwrap_err();
     assert!(missing.to_string().contains("config.json"), "{missing}");
@@ -169,24 +189,49 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
     // Missing key.
     let mut data = varmap.data().lock().unwrap().clone();
     data.retain(|k, _| k != "text_model.final_layer_norm.bias");
-    let tensors: std::collections::HashMap<String, Tensor> =
-        data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+    let tensors: std::collections::HashMap<String, Tensor> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
-    let msg = ClipTextModel::from_checkpoint(&dir.join("model.safetensors"), &wide, DType::F32, &device)
-        .unwrap_err()
-        .to_string();
-    assert!(msg.contains("missing weight text_model.final_layer_norm.bias"), "{msg}");
+    let msg =
+        ClipTextModel::from_checkpoint(&dir.join("model.safetensors"), &wide, DType::F32, &device)
+            .unwrap_err()
+            .to_string();
+    assert!(
+        msg.contains("missing weight text_model.final_layer_norm.bias"),
+        "{msg}"
+    );
 
     // Out-of-vocabulary and over-long ids.
     let varmap = VarMap::new();
-    let model = ClipTextModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), &config)?;
+    let model = ClipTextModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        &config,
+    )?;
     let bad = Tensor::new(&[[1u32, 50, 2]], &device)?;
     let err = model.forward(&bad).unwrap_err();
-    assert!(matches!(err, ClipError::TokenOutOfRange { id: 50, position: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ClipError::TokenOutOfRange {
+                id: 50,
+                position: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let negative = Tensor::new(&[[1i64, -3]], &device)?;
-    assert!(matches!(model.forward(&negative).unwrap_err(), ClipError::TokenOutOfRange { id: -3, .. }));
+    assert!(matches!(
+        model.forward(&negative).unwrap_err(),
+        ClipError::TokenOutOfRange { id: -3, .. }
+    ));
     let long = Tensor::zeros((1, 10), DType::U32, &device)?;
-    assert!(matches!(model.forward(&long).unwrap_err(), ClipError::InputShape(_)));
+    assert!(matches!(
+        model.forward(&long).unwrap_err(),
+        ClipError::InputShape(_)
+    ));
     std::fs::remove_dir_all(dir)?;
     Ok(())
 }
@@ -195,12 +240,29 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
 fn causal_mask_makes_earlier_positions_independent_of_later_tokens() -> anyhow_free::Result {
     let device = Device::Cpu;
     let varmap = VarMap::new();
-    let model = ClipTextModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), &tiny_config())?;
+    let model = ClipTextModel::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+        &tiny_config(),
+    )?;
     let a = model.forward(&Tensor::new(&[[1u32, 2, 3, 4]], &device)?)?;
     let b = model.forward(&Tensor::new(&[[1u32, 2, 9, 9]], &device)?)?;
-    let head = |t: &Tensor| t.narrow(1, 0, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let head = |t: &Tensor| {
+        t.narrow(1, 0, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
     assert_eq!(head(&a), head(&b));
-    let tail = |t: &Tensor| t.narrow(1, 2, 2).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let tail = |t: &Tensor| {
+        t.narrow(1, 2, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
     assert_ne!(tail(&a), tail(&b));
     Ok(())
 }
