@@ -51,6 +51,9 @@ pub enum Error {
     /// A non-finite value (NaN) was found where a probability was expected.
     #[error("non-finite value in {0}")]
     NotFinite(&'static str),
+    /// A [`crate::Denoiser`] implementation (a model crate) failed.
+    #[error("denoiser: {0}")]
+    Model(Box<dyn std::error::Error + Send + Sync>),
     /// Reading or parsing a configuration file failed.
     #[error("{path}: {message}")]
     Config {
