@@ -6,7 +6,7 @@
 //!
 //! * [`CodebookUpdate::Ema`] (**the default**): only the commitment term `β·mean((sg[e] − z)²)` is
 //!   optimised; the codebook follows the EMA of its assigned encoder outputs
-//!   ([`EmaCodebook`](crate::EmaCodebook)). Chosen as default because the ITHQ VQ-VAE itself was
+//!   ([`EmaCodebook`]). Chosen as default because the ITHQ VQ-VAE itself was
 //!   trained this way (VQ-Diffusion's `EMAVectorQuantizer`, decay 0.99), because EMA codebooks
 //!   do not depend on the optimiser's learning rate, and because on small data sets and short
 //!   runs gradient-trained codebooks initialised at `±1/K` collapse onto a handful of codes.
