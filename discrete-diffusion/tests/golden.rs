@@ -9,7 +9,9 @@
 //! §8.2) — and relatively (1e-5) elsewhere; replayed steps must give identical tokens.
 
 use candle_core::DType;
-use discrete_diffusion::{LogTables, MaskAndReplace, ReplayNoise, Transition, VqDiffusionSchedule, gumbel_argmax};
+use discrete_diffusion::{
+    LogTables, MaskAndReplace, ReplayNoise, Transition, VqDiffusionSchedule, gumbel_argmax,
+};
 use reference_fixtures::{FixtureFile, fixtures_dir};
 
 fn cases() -> Vec<String> {
@@ -17,15 +19,27 @@ fn cases() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".safetensors")).map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".safetensors"))
+                .map(str::to_string)
+        })
         .collect();
     names.sort();
-    assert!(!names.is_empty(), "no scheduler fixtures in {}", dir.display());
+    assert!(
+        !names.is_empty(),
+        "no scheduler fixtures in {}",
+        dir.display()
+    );
     names
 }
 
 fn chain(name: &str) -> MaskAndReplace {
-    let path = fixtures_dir().join("scheduler").join(name).join("scheduler_config.json");
+    let path = fixtures_dir()
+        .join("scheduler")
+        .join(name)
+        .join("scheduler_config.json");
     let schedule = VqDiffusionSchedule::from_file(&path).unwrap();
     MaskAndReplace::from_scheduler_config(&schedule).unwrap()
 }
@@ -59,7 +73,11 @@ fn schedule_tables_match_diffusers() {
             ("log_cumprod_bt", &tables.log_cumprod_bt),
             ("log_cumprod_ct", &tables.log_cumprod_ct),
         ] {
-            worst = worst.max(assert_tables_equal(&format!("{name}/{key}"), ours, &fixture.f32s(key).unwrap()));
+            worst = worst.max(assert_tables_equal(
+                &format!("{name}/{key}"),
+                ours,
+                &fixture.f32s(key).unwrap(),
+            ));
         }
     }
     println!("schedule tables: max relative deviation from diffusers {worst:e}");
@@ -76,18 +94,31 @@ fn q_posterior_and_step_match_diffusers() {
             continue;
         }
         let chain = chain(&name);
-        let log_p = fixture.tensor("log_p_x_0").unwrap().to_dtype(DType::F32).unwrap();
+        let log_p = fixture
+            .tensor("log_p_x_0")
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
         let x_t = fixture.tensor("x_t").unwrap().to_dtype(DType::U32).unwrap();
         for key in names.iter().filter(|n| n.starts_with("q_posterior.t")) {
             let t: usize = key["q_posterior.t".len()..].parse().unwrap();
-            let ours = chain.q_posterior(&log_p, &x_t, t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let ours = chain
+                .q_posterior(&log_p, &x_t, t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             let want = fixture.f32s(key).unwrap();
             assert_eq!(ours.len(), want.len(), "{name}/{key}: length");
             for (i, (&g, &w)) in ours.iter().zip(&want).enumerate() {
                 if g == w {
                     continue;
                 }
-                assert!(g.is_finite() && w.is_finite(), "{name}/{key}[{i}]: {g} vs {w}");
+                assert!(
+                    g.is_finite() && w.is_finite(),
+                    "{name}/{key}[{i}]: {g} vs {w}"
+                );
                 let d = (g - w).abs();
                 if w > -30.0 {
                     worst_abs = worst_abs.max(d);
@@ -98,16 +129,45 @@ fn q_posterior_and_step_match_diffusers() {
             }
             checked += 1;
         }
-        for key in names.iter().filter(|n| n.starts_with("step.t") && n.ends_with(".uniforms")) {
-            let t: usize = key["step.t".len()..key.len() - ".uniforms".len()].parse().unwrap();
+        for key in names
+            .iter()
+            .filter(|n| n.starts_with("step.t") && n.ends_with(".uniforms"))
+        {
+            let t: usize = key["step.t".len()..key.len() - ".uniforms".len()]
+                .parse()
+                .unwrap();
             let uniforms = fixture.f32s(key).unwrap();
             let mut noise = ReplayNoise::new(uniforms);
-            let logits = if t == 0 { log_p.clone() } else { chain.q_posterior(&log_p, &x_t, t).unwrap() };
+            let logits = if t == 0 {
+                log_p.clone()
+            } else {
+                chain.q_posterior(&log_p, &x_t, t).unwrap()
+            };
             let ours = gumbel_argmax(&logits, &mut noise).unwrap();
-            assert_eq!(noise.remaining(), 0, "{name}/{key}: diffusers drew a different number of uniforms");
-            let want = fixture.tensor(&format!("step.t{t}.prev_sample")).unwrap().to_dtype(DType::U32).unwrap();
-            let diff: Vec<u32> = ours.ne(&want).unwrap().to_dtype(DType::U32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            assert_eq!(diff.iter().sum::<u32>(), 0, "{name}/{key}: sampled tokens differ");
+            assert_eq!(
+                noise.remaining(),
+                0,
+                "{name}/{key}: diffusers drew a different number of uniforms"
+            );
+            let want = fixture
+                .tensor(&format!("step.t{t}.prev_sample"))
+                .unwrap()
+                .to_dtype(DType::U32)
+                .unwrap();
+            let diff: Vec<u32> = ours
+                .ne(&want)
+                .unwrap()
+                .to_dtype(DType::U32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(
+                diff.iter().sum::<u32>(),
+                0,
+                "{name}/{key}: sampled tokens differ"
+            );
             checked += 1;
         }
     }

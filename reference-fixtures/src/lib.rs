@@ -109,12 +109,14 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32) -> f32 {
     worst
 }
 
-/// Copies the tiny pipeline folder `fixtures/<name>` into a fresh temporary directory in the
+/// Copies the tiny pipeline folder `fixtures/<name>` into a fresh (unique) temporary directory in the
 /// complete diffusers layout: pointer files (`SHARED_VOCAB`, `SHARED`) are replaced by the
 /// shared files they name, so loaders see exactly what a hub snapshot looks like.
 pub fn materialize_pipeline(name: &str) -> Result<PathBuf> {
     let source = fixtures_dir().join(name);
-    let target = std::env::temp_dir().join(format!("vqd-fixture-{name}-{}", std::process::id()));
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let target = std::env::temp_dir().join(format!("vqd-fixture-{name}-{}-{unique}", std::process::id()));
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(|e| e.to_string())?;
     }

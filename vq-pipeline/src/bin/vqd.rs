@@ -1,0 +1,219 @@
+//! `vqd` — VQ-Diffusion text-to-image from the command line.
+//!
+//! ```text
+//! vqd generate "a red circle at the top left" --model DIR_OR_REPO --out out.png --seed 0
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use discrete_diffusion::{SeededNoise, Truncation};
+use indicatif::{ProgressBar, ProgressStyle};
+use vq_pipeline::{
+    GenerationOptions, LoadOptions, ModelSource, NullCondition, SamplerChoice, Variant,
+    VqDiffusionPipeline, offline_from_env, write_outputs,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "vqd",
+    version,
+    about = "VQ-Diffusion text-to-image (diffusers-compatible) on candle"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate images from one or more prompts.
+    Generate(GenerateArgs),
+    /// Check a model folder or hub repository without generating (every problem is listed).
+    Check(ModelArgs),
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// A local folder in the diffusers layout, or a Hugging Face repo id
+    /// (e.g. microsoft/vq-diffusion-ithq), resolved through the Hugging Face cache.
+    #[arg(long)]
+    model: String,
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Never download; use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    offline: bool,
+    /// Weight files to read: the default ones or the hub's `*.fp16.*` copies.
+    #[arg(long, value_enum, default_value_t = VariantArg::Default)]
+    variant: VariantArg,
+    /// Storage precision of the weights in memory (computation is f32 on the CPU).
+    #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+    dtype: DTypeArg,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// The prompts (one image batch entry each).
+    #[arg(required = true)]
+    prompts: Vec<String>,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output PNG (one image) or folder (several images).
+    #[arg(long, default_value = "vqd.png")]
+    out: PathBuf,
+    /// Seed: the same seed gives the same images, bit for bit, on the same machine.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of steps (model calls); default: the model's T. With `--sampler diffusers` this
+    /// runs only the last S steps of the chain, as diffusers' num_inference_steps does.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Sampler.
+    #[arg(long, value_enum, default_value_t = SamplerChoice::Diffusers)]
+    sampler: SamplerChoice,
+    /// Classifier-free guidance scale (1 = off).
+    #[arg(long, default_value_t = 5.0)]
+    guidance_scale: f64,
+    /// Keep the smallest set of classes whose probability reaches this rate (diffusers'
+    /// truncation_rate; 1 = keep all).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "top_k")]
+    truncation_rate: f32,
+    /// Keep only the k most probable classes instead.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Images per prompt.
+    #[arg(long, default_value_t = 1)]
+    num_images: usize,
+    /// Null condition for guidance.
+    #[arg(long, value_enum, default_value_t = NullCondition::Auto)]
+    null: NullCondition,
+    /// Purity prior weight r (sampler `purity`).
+    #[arg(long, default_value_t = 1.0)]
+    prior_weight: f64,
+    /// Maximum positions unmasked per model call (samplers `high-quality`, `purity`; default no limit).
+    #[arg(long)]
+    unmask_per_call: Option<usize>,
+    /// Also write a contact sheet of all images (folder output).
+    #[arg(long)]
+    contact_sheet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VariantArg {
+    Default,
+    Fp16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+fn load(args: &ModelArgs) -> anyhow::Result<VqDiffusionPipeline> {
+    let variant = match args.variant {
+        VariantArg::Default => Variant::Default,
+        VariantArg::Fp16 => Variant::Fp16,
+    };
+    let dtype = match args.dtype {
+        DTypeArg::F32 => candle_core::DType::F32,
+        DTypeArg::F16 => candle_core::DType::F16,
+        DTypeArg::Bf16 => candle_core::DType::BF16,
+    };
+    let root = ModelSource::parse(&args.model, &args.revision)?
+        .resolve(variant, args.offline || offline_from_env())?;
+    Ok(VqDiffusionPipeline::load(
+        &root,
+        LoadOptions {
+            dtype,
+            variant,
+            ..LoadOptions::default()
+        },
+    )?)
+}
+
+fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let pipeline = load(&args.model)?;
+    let load_time = start.elapsed();
+    let truncation = match args.top_k {
+        Some(k) => Truncation::TopK(k),
+        None => Truncation::TopR(args.truncation_rate),
+    };
+    let mut options = GenerationOptions::new(args.prompts.clone())
+        .seed(args.seed)
+        .num_images_per_prompt(args.num_images)
+        .sampler(args.sampler)
+        .guidance_scale(args.guidance_scale)
+        .truncation(truncation)
+        .null_condition(args.null)
+        .prior_weight(args.prior_weight);
+    options.steps = args.steps;
+    options.unmask_per_call = args.unmask_per_call;
+    let tokens_per_call = (args.prompts.len() * args.num_images * pipeline.num_tokens()) as f64;
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} denoising [{bar:30}] {pos}/{len} t={msg} ({per_sec}) eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut noise = SeededNoise::new(args.seed);
+    let result = pipeline.generate(&options, &mut noise, |event| {
+        bar.set_length(event.planned_calls as u64);
+        bar.set_position(event.call as u64 + 1);
+        bar.set_message(event.t.to_string());
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    for warning in &result.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let written = write_outputs(
+        &args.out,
+        &result,
+        &options,
+        &args.model.model,
+        args.contact_sheet,
+    )?;
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    let denoise = result.timings.denoise.as_secs_f64();
+    println!(
+        "load {:.2} s | text {:.2} s | denoise {:.2} s ({} model calls, {:.0} tokens/s) | decode {:.2} s",
+        load_time.as_secs_f64(),
+        result.timings.text.as_secs_f64(),
+        denoise,
+        result.model_calls,
+        tokens_per_call * result.model_calls as f64 / denoise.max(1e-9),
+        result.timings.decode.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Generate(args) => generate(args),
+        Command::Check(args) => {
+            let pipeline = load(&args)?;
+            println!(
+                "ok: {} (T = {}, {} tokens per image, {} null condition)",
+                pipeline.files().root.display(),
+                discrete_diffusion::Transition::num_timesteps(pipeline.chain()),
+                pipeline.num_tokens(),
+                if pipeline.has_learned_null() {
+                    "learned"
+                } else {
+                    "empty-prompt"
+                }
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! `model_index.json`: the pipeline class and its components. Both spellings of the null-embedding
+//! component occur — `["vq_diffusion", "LearnedClassifierFreeSamplingEmbeddings"]` on the hub and
+//! `["diffusers", ...]` as diffusers' `save_pretrained` writes it — and the hub's legacy `fp16`
+//! branch lacks the component entirely (then guidance falls back to the empty prompt).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::{PipelineError, Result};
+
+/// The parsed index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelIndex {
+    /// `_class_name` (expected `VQDiffusionPipeline`).
+    pub class_name: String,
+    /// component name → (library, class).
+    pub components: BTreeMap<String, (String, String)>,
+}
+
+/// Components every VQ-Diffusion pipeline needs.
+pub const REQUIRED_COMPONENTS: [&str; 5] = [
+    "scheduler",
+    "text_encoder",
+    "tokenizer",
+    "transformer",
+    "vqvae",
+];
+/// The optional learned null embedding.
+pub const NULL_EMBEDDING: &str = "learned_classifier_free_sampling_embeddings";
+
+impl ModelIndex {
+    /// Parses `model_index.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let io = |message: String| PipelineError::Io {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| io(e.to_string()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| io(e.to_string()))?;
+        let object = json
+            .as_object()
+            .ok_or_else(|| io("not a JSON object".into()))?;
+        let class_name = object
+            .get("_class_name")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| io("no _class_name".into()))?
+            .to_string();
+        let mut components = BTreeMap::new();
+        for (key, value) in object {
+            if key.starts_with('_') {
+                continue;
+            }
+            if let Some([library, class]) = value.as_array().map(|a| a.as_slice())
+                && let (Some(library), Some(class)) = (library.as_str(), class.as_str())
+            {
+                components.insert(key.clone(), (library.to_string(), class.to_string()));
+            }
+        }
+        Ok(Self {
+            class_name,
+            components,
+        })
+    }
+
+    /// Problems with the index itself (wrong class, missing components).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.class_name != "VQDiffusionPipeline" {
+            problems.push(format!(
+                "model_index.json: _class_name is {:?}, expected \"VQDiffusionPipeline\"",
+                self.class_name
+            ));
+        }
+        for c in REQUIRED_COMPONENTS {
+            if !self.components.contains_key(c) {
+                problems.push(format!("model_index.json: no {c:?} component"));
+            }
+        }
+        problems
+    }
+
+    /// Whether the index lists a learned null embedding.
+    pub fn has_null_embedding(&self) -> bool {
+        self.components.contains_key(NULL_EMBEDDING)
+    }
+}

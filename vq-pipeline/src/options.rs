@@ -1,0 +1,213 @@
+//! Generation settings — the library mirror of `vqd generate`'s options, as a builder — and the
+//! named samplers they select.
+
+use discrete_diffusion::{
+    ImprovedPrior, PriorRule, SamplerConfig, SamplingMethod, TimestepPlan, Truncation,
+    UnmaskSchedule,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{PipelineError, Result};
+
+/// The samplers, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerChoice {
+    /// diffusers' behaviour: `--steps S` runs only the LAST S steps of the chain from an
+    /// all-mask state (S = T: the full chain). The default, for compatibility.
+    Diffusers,
+    /// The full chain, T steps (VQ-Diffusion v1).
+    Full,
+    /// Paper §4.3 fast inference done exactly: S evenly spaced steps with the true Δ-step posterior.
+    Strided,
+    /// The original repository's `sample_fast` approximation (infer_speed ≈ T/S).
+    FastOriginal,
+    /// Improved VQ-Diffusion's high-quality sampler (prior rule 1: random unmasking order).
+    HighQuality,
+    /// Improved VQ-Diffusion's purity prior (rule 2), with `--prior-weight`.
+    Purity,
+}
+
+/// Which null condition classifier-free guidance uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NullCondition {
+    /// The model's learned null embedding if it has one, else the empty prompt.
+    #[default]
+    Auto,
+    /// The learned null embedding (error if the model has none).
+    Learned,
+    /// The CLIP embedding of the empty prompt.
+    EmptyPrompt,
+}
+
+/// Every setting of one generation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationOptions {
+    /// Prompts (one batch entry each).
+    pub prompts: Vec<String>,
+    /// Images per prompt.
+    pub num_images_per_prompt: usize,
+    /// Seed of the noise (same seed, same images, bit for bit on the same machine).
+    pub seed: u64,
+    /// Sampler.
+    pub sampler: SamplerChoice,
+    /// Number of steps / model calls (default: T).
+    pub steps: Option<usize>,
+    /// Classifier-free guidance scale (1 = off; diffusers' default 5).
+    pub guidance_scale: f64,
+    /// Truncation of p̂(x₀) (diffusers' default `truncation_rate = 1.0`).
+    pub truncation: Truncation,
+    /// Null condition for guidance.
+    pub null_condition: NullCondition,
+    /// `r` of the purity prior (rule 2).
+    pub prior_weight: f64,
+    /// Maximum positions unmasked per model call for the improved samplers (default: no limit).
+    pub unmask_per_call: Option<usize>,
+}
+
+impl GenerationOptions {
+    /// Defaults of diffusers' `VQDiffusionPipeline.__call__` for `prompts`.
+    pub fn new<S: Into<String>>(prompts: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            prompts: prompts.into_iter().map(Into::into).collect(),
+            num_images_per_prompt: 1,
+            seed: 0,
+            sampler: SamplerChoice::Diffusers,
+            steps: None,
+            guidance_scale: 5.0,
+            truncation: Truncation::TopR(1.0),
+            null_condition: NullCondition::Auto,
+            prior_weight: 1.0,
+            unmask_per_call: None,
+        }
+    }
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Sets images per prompt.
+    pub fn num_images_per_prompt(mut self, n: usize) -> Self {
+        self.num_images_per_prompt = n;
+        self
+    }
+    /// Sets the sampler.
+    pub fn sampler(mut self, sampler: SamplerChoice) -> Self {
+        self.sampler = sampler;
+        self
+    }
+    /// Sets the number of steps.
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.steps = Some(steps);
+        self
+    }
+    /// Sets the guidance scale.
+    pub fn guidance_scale(mut self, scale: f64) -> Self {
+        self.guidance_scale = scale;
+        self
+    }
+    /// Sets the truncation.
+    pub fn truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+    /// Sets the null condition.
+    pub fn null_condition(mut self, null: NullCondition) -> Self {
+        self.null_condition = null;
+        self
+    }
+    /// Sets the purity prior weight.
+    pub fn prior_weight(mut self, r: f64) -> Self {
+        self.prior_weight = r;
+        self
+    }
+    /// Sets the improved samplers' positions per call.
+    pub fn unmask_per_call(mut self, n: usize) -> Self {
+        self.unmask_per_call = Some(n);
+        self
+    }
+
+    /// Checks every option against a model trained with `num_timesteps` steps.
+    pub fn validate(&self, num_timesteps: usize) -> Result<()> {
+        let bad = |m: String| Err(PipelineError::InvalidOption(m));
+        if self.prompts.is_empty() {
+            return bad("no prompt given".into());
+        }
+        if let Some(i) = self.prompts.iter().position(|p| p.trim().is_empty()) {
+            return bad(format!(
+                "prompt {} is empty; describe the image to generate",
+                i + 1
+            ));
+        }
+        if self.num_images_per_prompt == 0 {
+            return bad("--num-images must be at least 1".into());
+        }
+        if !self.guidance_scale.is_finite() || !(1.0..=100.0).contains(&self.guidance_scale) {
+            return bad(format!(
+                "guidance scale {} is out of range [1, 100] (1 = no guidance)",
+                self.guidance_scale
+            ));
+        }
+        self.truncation
+            .validate()
+            .map_err(|e| PipelineError::InvalidOption(e.to_string()))?;
+        if let Some(s) = self.steps {
+            if s == 0 {
+                return bad("--steps must be at least 1".into());
+            }
+            if s > num_timesteps {
+                return bad(format!(
+                    "--steps {s} is more than the {num_timesteps} steps the model was trained with"
+                ));
+            }
+        }
+        if !self.prior_weight.is_finite() || self.prior_weight < 0.0 {
+            return bad(format!("prior weight {} must be ≥ 0", self.prior_weight));
+        }
+        if self.unmask_per_call == Some(0) {
+            return bad("--unmask-per-call must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The `discrete-diffusion` sampler configuration for a chain of `num_timesteps` steps over
+    /// `num_tokens` positions.
+    pub fn sampler_config(&self, num_timesteps: usize, num_tokens: usize) -> SamplerConfig {
+        let steps = self.steps.unwrap_or(num_timesteps);
+        let improved = |rule| {
+            SamplingMethod::ImprovedPrior(ImprovedPrior {
+                rule,
+                max_per_call: self.unmask_per_call.unwrap_or(num_tokens),
+                schedule: if num_timesteps == 100 && num_tokens == 1024 {
+                    UnmaskSchedule::original_ithq(self.unmask_per_call.unwrap_or(num_tokens))
+                } else {
+                    UnmaskSchedule::Even
+                },
+            })
+        };
+        let (plan, method) = match self.sampler {
+            SamplerChoice::Diffusers => (TimestepPlan::LastSteps(steps), SamplingMethod::Posterior),
+            SamplerChoice::Full => (TimestepPlan::Full, SamplingMethod::Posterior),
+            SamplerChoice::Strided => (TimestepPlan::Strided(steps), SamplingMethod::Posterior),
+            SamplerChoice::FastOriginal => (
+                TimestepPlan::SampleFast(
+                    (num_timesteps as f64 / steps as f64).round().max(1.0) as usize
+                ),
+                SamplingMethod::Posterior,
+            ),
+            SamplerChoice::HighQuality => (TimestepPlan::Full, improved(PriorRule::Random)),
+            SamplerChoice::Purity => (
+                TimestepPlan::Full,
+                improved(PriorRule::Purity {
+                    prior_weight: self.prior_weight,
+                }),
+            ),
+        };
+        SamplerConfig {
+            plan,
+            truncation: self.truncation,
+            method,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! [`VqDiffusionPipeline`]: diffusers' `VQDiffusionPipeline` (reference §1) on the project's
+//! crates — CLIP text encoding with per-token L2 normalisation, the learned or empty-prompt null
+//! condition, the transformer with cached cross-attention and batched guidance, any sampler of
+//! `discrete-diffusion`, and VQ-VAE decoding with diffusers' rounding.
+//!
+//! Loading validates the whole folder before any weight is read: every component present, and
+//! configs consistent (scheduler classes = transformer `num_vector_embeds`, text width = cross-
+//! attention width, codebook size = classes − 1, chain length ≤ AdaLN table, null embedding =
+//! text shape), with every problem reported in one error. (The latent grid is the transformer's
+//! `sample_size`; the VQ-VAE's own `sample_size` is unused by diffusers — 32 for ITHQ's 256-pixel
+//! images — so it is not compared.)
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+use clip_text::{ClipTextConfig, ClipTextModel, ClipTokenizer, l2_normalize_tokens};
+use discrete_diffusion::{
+    MaskAndReplace, NoiseSource, StepEvent, Transition, VqDiffusionSchedule, initial_state, sample,
+};
+use image::RgbImage;
+use serde::Serialize;
+use vq_codebook::{VqModel, VqModelConfig};
+use vq_transformer::{Guided, Transformer2DConfig, Transformer2DModel};
+
+use crate::error::component;
+use crate::model_files::{ModelFiles, Variant};
+use crate::null_embedding::load_null_embedding;
+use crate::options::NullCondition;
+use crate::{GenerationOptions, PipelineError, Result};
+
+/// How to load a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Storage dtype of the weights (computation is f32 on the CPU).
+    pub dtype: DType,
+    /// Weight-file variant.
+    pub variant: Variant,
+    /// Compute the text cross-attention keys/values once per generation (on by default; off
+    /// recomputes them every step, as diffusers does).
+    pub cache_cross_attention: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            dtype: DType::F32,
+            variant: Variant::Default,
+            cache_cross_attention: true,
+        }
+    }
+}
+
+/// Wall time of the three stages of a generation.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Tokenisation and text encoding.
+    pub text: Duration,
+    /// The denoising loop.
+    pub denoise: Duration,
+    /// VQ-VAE decoding.
+    pub decode: Duration,
+}
+
+/// The result of [`VqDiffusionPipeline::generate`].
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// One image per (prompt, repeat), prompt-major.
+    pub images: Vec<RgbImage>,
+    /// Decoded images before 8-bit conversion, `(B, 3, H, W)` in `[-1, 1]`.
+    pub decoded: Tensor,
+    /// Final tokens `(B, N)`.
+    pub tokens: Tensor,
+    /// The prompt of each image.
+    pub image_prompts: Vec<String>,
+    /// Warnings (e.g. over-long prompts truncated, with the dropped text).
+    pub warnings: Vec<String>,
+    /// Model calls made.
+    pub model_calls: usize,
+    /// Stage timings.
+    pub timings: Timings,
+}
+
+/// A loaded VQ-Diffusion pipeline.
+pub struct VqDiffusionPipeline {
+    files: ModelFiles,
+    tokenizer: ClipTokenizer,
+    text_encoder: ClipTextModel,
+    transformer: Transformer2DModel,
+    vqvae: VqModel,
+    chain: MaskAndReplace,
+    null_embedding: Option<Tensor>,
+    options: LoadOptions,
+    device: Device,
+}
+
+/// Reads every config of `files` and lists the inconsistencies.
+pub fn check_consistency(files: &ModelFiles) -> Vec<String> {
+    let mut problems = Vec::new();
+    let schedule = VqDiffusionSchedule::from_file(&files.scheduler_config)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    let transformer = Transformer2DConfig::from_file(&files.transformer_config)
+        .and_then(|c| c.validate().map(|_| c))
+        .map_err(|e| problems.push(format!("transformer/config.json: {e}")))
+        .ok();
+    let text = ClipTextConfig::from_folder(&files.text_encoder_dir)
+        .map_err(|e| problems.push(format!("text_encoder: {e}")))
+        .ok();
+    let vqvae = VqModelConfig::from_file(&files.vqvae_config)
+        .and_then(|c| c.validate().map(|_| c))
+        .map_err(|e| problems.push(format!("vqvae/config.json: {e}")))
+        .ok();
+    if let (Some(s), Some(t)) = (&schedule, &transformer) {
+        if s.num_vec_classes != t.num_vector_embeds {
+            problems.push(format!(
+                "scheduler num_vec_classes {:?} ≠ transformer num_vector_embeds {:?}",
+                s.num_vec_classes, t.num_vector_embeds
+            ));
+        }
+        if t.num_embeds_ada_norm
+            .is_some_and(|n| n < s.num_train_timesteps)
+        {
+            problems.push(format!(
+                "scheduler num_train_timesteps {} exceeds the transformer's {:?} timestep embeddings",
+                s.num_train_timesteps, t.num_embeds_ada_norm
+            ));
+        }
+    }
+    if let (Some(c), Some(t)) = (&text, &transformer)
+        && t.cross_attention_dim != Some(c.hidden_size)
+    {
+        problems.push(format!(
+            "text_encoder hidden_size {} ≠ transformer cross_attention_dim {:?}",
+            c.hidden_size, t.cross_attention_dim
+        ));
+    }
+    if let (Some(v), Some(t)) = (&vqvae, &transformer)
+        && v.num_vq_embeddings + 1 != t.num_embeds()
+    {
+        problems.push(format!(
+            "vqvae num_vq_embeddings {} ≠ transformer num_vector_embeds {} − 1",
+            v.num_vq_embeddings,
+            t.num_embeds()
+        ));
+    }
+    if let Some((config, _)) = &files.null_embedding
+        && let Ok(text_json) = std::fs::read_to_string(config)
+        && let Ok(cfg) = serde_json::from_str::<crate::NullEmbeddingConfig>(&text_json)
+        && cfg.learnable
+        && let Some(c) = &text
+    {
+        if cfg.hidden_size != Some(c.hidden_size) {
+            problems.push(format!(
+                "learned null embedding hidden_size {:?} ≠ text_encoder hidden_size {}",
+                cfg.hidden_size, c.hidden_size
+            ));
+        }
+        if cfg.length != Some(c.max_position_embeddings) {
+            problems.push(format!(
+                "learned null embedding length {:?} ≠ text max_position_embeddings {}",
+                cfg.length, c.max_position_embeddings
+            ));
+        }
+    }
+    problems
+}
+
+impl VqDiffusionPipeline {
+    /// Validates and loads the diffusers-layout folder `root`.
+    pub fn load(root: &Path, options: LoadOptions) -> Result<Self> {
+        let device = Device::Cpu;
+        let files = ModelFiles::locate(root, options.variant)?;
+        let problems = check_consistency(&files);
+        if !problems.is_empty() {
+            return Err(PipelineError::InvalidModel {
+                folder: root.to_path_buf(),
+                problems,
+            });
+        }
+        let schedule = VqDiffusionSchedule::from_file(&files.scheduler_config)?;
+        let chain = MaskAndReplace::from_scheduler_config(&schedule)?;
+        let tokenizer =
+            ClipTokenizer::from_folder(&files.tokenizer_dir).map_err(component("tokenizer"))?;
+        let text_config = ClipTextConfig::from_folder(&files.text_encoder_dir)
+            .map_err(component("text_encoder"))?;
+        let text_encoder = ClipTextModel::from_checkpoint(
+            &files.text_encoder_weights,
+            &text_config,
+            options.dtype,
+            &device,
+        )
+        .map_err(component("text_encoder"))?;
+        let transformer_config = Transformer2DConfig::from_file(&files.transformer_config)
+            .map_err(component("transformer"))?;
+        let transformer = Transformer2DModel::load(
+            &transformer_config,
+            &files.transformer_weights,
+            options.dtype,
+            &device,
+        )
+        .map_err(component("transformer"))?;
+        let vqvae_config =
+            VqModelConfig::from_file(&files.vqvae_config).map_err(component("vqvae"))?;
+        let vqvae = VqModel::load_weights(&vqvae_config, &files.vqvae_weights)
+            .map_err(component("vqvae"))?;
+        let null_embedding = match &files.null_embedding {
+            Some((config, weights)) => load_null_embedding(config, weights, &device)?.1,
+            None => None,
+        };
+        Ok(Self {
+            files,
+            tokenizer,
+            text_encoder,
+            transformer,
+            vqvae,
+            chain,
+            null_embedding,
+            options,
+            device,
+        })
+    }
+
+    /// The located files.
+    pub fn files(&self) -> &ModelFiles {
+        &self.files
+    }
+
+    /// The forward chain (mask-and-replace with the scheduler's constants).
+    pub fn chain(&self) -> &MaskAndReplace {
+        &self.chain
+    }
+
+    /// Whether the model has a learned null embedding.
+    pub fn has_learned_null(&self) -> bool {
+        self.null_embedding.is_some()
+    }
+
+    /// Tokens per image `N`.
+    pub fn num_tokens(&self) -> usize {
+        let (h, w) = self.transformer.config().grid();
+        h * w
+    }
+
+    /// Normalised text states `(len(texts), 77, C)` and any truncation warnings.
+    pub fn encode_text(&self, texts: &[String]) -> Result<(Tensor, Vec<String>)> {
+        let batch = self
+            .tokenizer
+            .encode_batch(texts)
+            .map_err(component("tokenizer"))?;
+        let warnings = batch
+            .prompts
+            .iter()
+            .zip(texts)
+            .filter_map(|(p, text)| {
+                p.truncated.as_ref().map(|t| {
+                    format!(
+                        "prompt {text:?} is {} tokens long; the model reads 77, so this was dropped: {:?}",
+                        t.untruncated_len, t.dropped_text
+                    )
+                })
+            })
+            .collect();
+        let ids = batch
+            .to_tensor(&self.device)
+            .map_err(component("tokenizer"))?;
+        let hidden = self
+            .text_encoder
+            .forward(&ids)
+            .map_err(component("text_encoder"))?;
+        Ok((
+            l2_normalize_tokens(&hidden).map_err(component("text_encoder"))?,
+            warnings,
+        ))
+    }
+
+    /// Runs a generation with the given noise (use [`discrete_diffusion::SeededNoise`] with
+    /// `options.seed`, or replay recorded uniforms). `on_step` is called after every model call.
+    pub fn generate(
+        &self,
+        options: &GenerationOptions,
+        noise: &mut dyn NoiseSource,
+        mut on_step: impl FnMut(&StepEvent) -> Result<()>,
+    ) -> Result<Generation> {
+        let big_t = self.chain.num_timesteps();
+        options.validate(big_t)?;
+        let n = options.num_images_per_prompt;
+        let b = options.prompts.len() * n;
+        let repeat = Tensor::from_vec(
+            (0..b as u32).map(|i| i / n as u32).collect::<Vec<_>>(),
+            b,
+            &self.device,
+        )?;
+
+        let start = Instant::now();
+        let (cond, warnings) = self.encode_text(&options.prompts)?;
+        let cond = cond.index_select(&repeat, 0)?;
+        let guided = options.guidance_scale > 1.0;
+        let states = if guided {
+            let use_learned = match options.null_condition {
+                NullCondition::Auto => self.null_embedding.is_some(),
+                NullCondition::Learned => true,
+                NullCondition::EmptyPrompt => false,
+            };
+            let null = if use_learned {
+                let e = self.null_embedding.as_ref().ok_or_else(|| {
+                    PipelineError::InvalidOption(
+                        "the model has no learned null embedding; use the empty prompt".into(),
+                    )
+                })?;
+                e.unsqueeze(0)?.repeat((b, 1, 1))?
+            } else {
+                let (empty, _) = self.encode_text(&[String::new()])?;
+                empty.repeat((b, 1, 1))?
+            };
+            Tensor::cat(&[&null, &cond], 0)?
+        } else {
+            cond
+        };
+        let context = if self.options.cache_cross_attention {
+            self.transformer.prepare_context(&states)
+        } else {
+            self.transformer.uncached_context(&states)
+        }
+        .map_err(component("transformer"))?;
+        let text_time = start.elapsed();
+
+        let start = Instant::now();
+        let init = initial_state(&self.chain, b, self.num_tokens(), noise, &self.device)?;
+        let config = options.sampler_config(big_t, self.num_tokens());
+        let mut calls = 0;
+        let mut step_error = None;
+        let mut callback = |e: &StepEvent| {
+            calls += 1;
+            if let Err(err) = on_step(e) {
+                step_error = Some(err);
+                return Err(discrete_diffusion::Error::InvalidSetting(
+                    "stopped by the step callback".into(),
+                ));
+            }
+            Ok(())
+        };
+        let sampled = if guided {
+            let condition = Guided {
+                context,
+                scale: options.guidance_scale,
+            };
+            sample(
+                &self.chain,
+                &self.transformer,
+                &condition,
+                &init,
+                &config,
+                noise,
+                &mut callback,
+            )
+        } else {
+            sample(
+                &self.chain,
+                &self.transformer,
+                &context,
+                &init,
+                &config,
+                noise,
+                &mut callback,
+            )
+        };
+        if let Some(err) = step_error {
+            return Err(err);
+        }
+        let tokens = sampled?;
+        let denoise_time = start.elapsed();
+
+        let start = Instant::now();
+        let (h, w) = self.transformer.config().grid();
+        let decoded = self
+            .vqvae
+            .decode_tokens(&tokens.reshape((b, h, w))?)
+            .map_err(component("vqvae"))?;
+        let images =
+            vq_codebook::image_io::tensor_to_images(&decoded).map_err(component("vqvae"))?;
+        let decode_time = start.elapsed();
+        Ok(Generation {
+            images,
+            decoded,
+            tokens,
+            image_prompts: options
+                .prompts
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p.clone(), n))
+                .collect(),
+            warnings,
+            model_calls: calls,
+            timings: Timings {
+                text: text_time,
+                denoise: denoise_time,
+                decode: decode_time,
+            },
+        })
+    }
+}
