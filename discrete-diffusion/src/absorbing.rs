@@ -2,16 +2,12 @@
 //! `1 - β_t`, else jump to `[MASK]` (index `K`), which never leaves. Cumulative: stay `ᾱ_t =
 //! Π (1 - β_s)`, mask `1 - ᾱ_t`, no replacement. Stationary distribution: all mass on the mask.
 
-use crate::beta_schedule::{BetaFamily, stay_product};
+use crate::beta_schedule::{BetaChain, BetaFamily};
 use crate::{BetaSchedule, Coefficients, Error, Result, Transition};
 
 /// Absorbing-state ("masked") diffusion over `K` classes plus a mask.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Absorbing {
-    num_classes: usize,
-    schedule: BetaSchedule,
-    betas: Vec<f64>,
-}
+pub struct Absorbing(BetaChain);
 
 impl Absorbing {
     /// An absorbing chain over `num_classes` real classes (mask index = `num_classes`).
@@ -29,40 +25,39 @@ impl Absorbing {
                 "an absorbing chain needs at least 1 class".into(),
             ));
         }
-        let betas = schedule.betas(BetaFamily::Absorbing)?;
-        Ok(Self {
+        Ok(Self(BetaChain::new(
             num_classes,
             schedule,
-            betas,
-        })
+            BetaFamily::Absorbing,
+        )?))
     }
 
     /// The schedule the chain was built from.
     pub fn schedule(&self) -> &BetaSchedule {
-        &self.schedule
+        &self.0.schedule
     }
 
     /// The per-step `β_t` (probability of masking at step t).
     pub fn betas(&self) -> &[f64] {
-        &self.betas
+        &self.0.betas
     }
 }
 
 impl Transition for Absorbing {
     fn num_classes(&self) -> usize {
-        self.num_classes
+        self.0.num_classes
     }
     fn has_mask_state(&self) -> bool {
         true
     }
     fn num_timesteps(&self) -> usize {
-        self.betas.len()
+        self.0.betas.len()
     }
     fn cumulative(&self, t: usize) -> Coefficients {
         self.span(None, t)
     }
     fn span(&self, from: Option<usize>, to: usize) -> Coefficients {
-        let stay = stay_product(&self.betas, from, to);
+        let stay = self.0.stay(from, to);
         Coefficients {
             stay,
             replace: 0.0,

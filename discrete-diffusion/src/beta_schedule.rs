@@ -159,3 +159,31 @@ pub(crate) fn stay_product(betas: &[f64], from: Option<usize>, to: usize) -> f64
     let first = from.map_or(0, |s| s + 1);
     betas[first..=to].iter().fold(1.0, |acc, b| acc * (1.0 - b))
 }
+
+/// A β schedule resolved for one family: what [`crate::Uniform`] and [`crate::Absorbing`] share.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BetaChain {
+    pub num_classes: usize,
+    pub schedule: BetaSchedule,
+    pub betas: Vec<f64>,
+}
+
+impl BetaChain {
+    pub(crate) fn new(
+        num_classes: usize,
+        schedule: BetaSchedule,
+        family: BetaFamily,
+    ) -> Result<Self> {
+        let betas = schedule.betas(family)?;
+        Ok(Self {
+            num_classes,
+            schedule,
+            betas,
+        })
+    }
+
+    /// Probability of keeping a class from `from` (or `x_0`) to `to`.
+    pub(crate) fn stay(&self, from: Option<usize>, to: usize) -> f64 {
+        stay_product(&self.betas, from, to)
+    }
+}

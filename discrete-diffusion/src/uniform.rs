@@ -2,16 +2,12 @@
 //! `Q_t = (1 - β_t) I + β_t/K · 11ᵀ` over `K` classes, no mask state. Cumulative:
 //! `Q̄_t = ᾱ_t I + (1 - ᾱ_t)/K · 11ᵀ` with `ᾱ_t = Π (1 - β_s)`; stationary distribution uniform.
 
-use crate::beta_schedule::{BetaFamily, stay_product};
+use crate::beta_schedule::{BetaChain, BetaFamily};
 use crate::{BetaSchedule, Coefficients, Error, Result, Transition};
 
 /// Uniform resampling over the `K` classes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Uniform {
-    num_classes: usize,
-    schedule: BetaSchedule,
-    betas: Vec<f64>,
-}
+pub struct Uniform(BetaChain);
 
 impl Uniform {
     /// A uniform chain over `num_classes` classes with the given β schedule.
@@ -28,43 +24,42 @@ impl Uniform {
                 "a uniform chain needs at least 2 classes, got {num_classes}"
             )));
         }
-        let betas = schedule.betas(BetaFamily::Uniform { num_classes })?;
-        Ok(Self {
+        Ok(Self(BetaChain::new(
             num_classes,
             schedule,
-            betas,
-        })
+            BetaFamily::Uniform { num_classes },
+        )?))
     }
 
     /// The schedule the chain was built from.
     pub fn schedule(&self) -> &BetaSchedule {
-        &self.schedule
+        &self.0.schedule
     }
 
     /// The per-step `β_t`.
     pub fn betas(&self) -> &[f64] {
-        &self.betas
+        &self.0.betas
     }
 }
 
 impl Transition for Uniform {
     fn num_classes(&self) -> usize {
-        self.num_classes
+        self.0.num_classes
     }
     fn has_mask_state(&self) -> bool {
         false
     }
     fn num_timesteps(&self) -> usize {
-        self.betas.len()
+        self.0.betas.len()
     }
     fn cumulative(&self, t: usize) -> Coefficients {
         self.span(None, t)
     }
     fn span(&self, from: Option<usize>, to: usize) -> Coefficients {
-        let stay = stay_product(&self.betas, from, to);
+        let stay = self.0.stay(from, to);
         Coefficients {
             stay,
-            replace: (1.0 - stay) / self.num_classes as f64,
+            replace: (1.0 - stay) / self.0.num_classes as f64,
             mask: 0.0,
         }
     }

@@ -9,14 +9,20 @@ use discrete_diffusion::Transition;
 
 use crate::{LineChart, Series};
 
+/// `f(t)` against the paper step `t + 1`, for every step of the chain.
+fn curve<T: Transition + ?Sized>(transition: &T, label: &str, f: &dyn Fn(usize) -> f64) -> Series {
+    Series {
+        label: label.to_string(),
+        points: (0..transition.num_timesteps())
+            .map(|t| ((t + 1) as f64, f(t)))
+            .collect(),
+    }
+}
+
 /// Curves of one transition: `(label, points)` for the cumulative coefficients.
 pub fn coefficient_series<T: Transition + ?Sized>(transition: &T) -> Vec<Series> {
     let k = transition.num_classes() as f64;
-    let steps = 0..transition.num_timesteps();
-    let curve = |label: &str, f: &dyn Fn(usize) -> f64| Series {
-        label: label.to_string(),
-        points: steps.clone().map(|t| ((t + 1) as f64, f(t))).collect(),
-    };
+    let curve = |label: &str, f: &dyn Fn(usize) -> f64| curve(transition, label, f);
     vec![
         curve("ᾱ_t (stay)", &|t| transition.cumulative(t).stay),
         curve("γ̄_t (mask)", &|t| transition.cumulative(t).mask),
@@ -29,11 +35,7 @@ pub fn coefficient_series<T: Transition + ?Sized>(transition: &T) -> Vec<Series>
 /// Unchanged / replaced / masked probabilities of a token at each step.
 pub fn fate_series<T: Transition + ?Sized>(transition: &T) -> Vec<Series> {
     let k = transition.num_classes() as f64;
-    let steps = 0..transition.num_timesteps();
-    let curve = |label: &str, f: &dyn Fn(usize) -> f64| Series {
-        label: label.to_string(),
-        points: steps.clone().map(|t| ((t + 1) as f64, f(t))).collect(),
-    };
+    let curve = |label: &str, f: &dyn Fn(usize) -> f64| curve(transition, label, f);
     vec![
         curve("unchanged", &|t| {
             let c = transition.cumulative(t);
@@ -49,12 +51,7 @@ pub fn fate_series<T: Transition + ?Sized>(transition: &T) -> Vec<Series> {
 /// `I(x_0; x_t) / ln K` per step.
 pub fn mutual_information_series<T: Transition + ?Sized>(label: &str, transition: &T) -> Series {
     let h = (transition.num_classes() as f64).ln();
-    Series {
-        label: label.to_string(),
-        points: (0..transition.num_timesteps())
-            .map(|t| ((t + 1) as f64, transition.mutual_information(t) / h))
-            .collect(),
-    }
+    curve(transition, label, &|t| transition.mutual_information(t) / h)
 }
 
 /// Renders the three figures of one transition into `dir` (`<stem>_coefficients`, `<stem>_fate`,
