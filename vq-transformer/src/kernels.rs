@@ -374,6 +374,104 @@ mod tests {
         .broadcast_add(&beta.unsqueeze(1)?)?;
         let d = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(d < 1e-5, "layer norm {d}");
+
+        let big = (Tensor::randn(0f32, 4.0, (64, 4096), &dev)? - 30.0)?;
+        let got = log_softmax_f64(&big)?;
+        let want = candle_nn::ops::log_softmax(&big.to_dtype(DType::F64)?, candle_core::D::Minus1)?
+            .to_dtype(DType::F32)?;
+        let d = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert_eq!(d, 0.0, "log-softmax f64");
+
+        let h = big.to_dtype(DType::BF16)?;
+        let d = (bf16_to_f32(&h)? - h.to_dtype(DType::F32)?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f32>()?;
+        assert_eq!(d, 0.0, "bf16 -> f32");
         Ok(())
     }
+}
+
+fn log_softmax_f64_rows(src: &[f32], dst: &mut [f32], cols: usize) {
+    for (s, d) in src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols)) {
+        let m = max(s) as f64;
+        if m == f64::NEG_INFINITY {
+            d.fill(f32::NAN);
+            continue;
+        }
+        let total: f64 = s.iter().map(|&v| (v as f64 - m).exp()).sum();
+        let log_total = total.ln();
+        for (o, &v) in d.iter_mut().zip(s) {
+            *o = ((v as f64 - m) - log_total) as f32;
+        }
+    }
+}
+
+struct LogSoftmaxF64;
+
+impl CustomOp1 for LogSoftmaxF64 {
+    fn name(&self) -> &'static str {
+        "vq-log-softmax-f64"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let src = contiguous_f32(s, l, "log-softmax input")?;
+        let cols = l.dims().last().copied().unwrap_or(1);
+        let mut dst = vec![0f32; src.len()];
+        par_rows(src, &mut dst, cols, |_, s, d| {
+            log_softmax_f64_rows(s, d, cols)
+        });
+        Ok((CpuStorage::F32(dst), l.shape().clone()))
+    }
+}
+
+/// Log-softmax over the last axis of f32 `x`, computed in f64 and rounded to f32 (diffusers'
+/// `log_softmax(logits.double()).float()`), in one pass per row.
+pub(crate) fn log_softmax_f64(x: &Tensor) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op1_no_bwd(&LogSoftmaxF64)?)
+}
+
+struct Bf16ToF32;
+
+impl CustomOp1 for Bf16ToF32 {
+    fn name(&self) -> &'static str {
+        "vq-bf16-to-f32"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (a, b) = match l.contiguous_offsets() {
+            Some(o) => o,
+            None => candle_core::bail!("bf16 input must be contiguous"),
+        };
+        let CpuStorage::BF16(v) = s else {
+            candle_core::bail!("expected bf16 storage")
+        };
+        let v = &v[a..b];
+        // SAFETY: `half::bf16` is `repr(transparent)` over `u16`.
+        let bits: &[u16] = unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u16>(), v.len()) };
+        let mut dst = vec![0f32; bits.len()];
+        let threads = candle_core::utils::get_num_threads().max(1);
+        let per = bits.len().div_ceil(threads).max(1 << 16);
+        std::thread::scope(|scope| {
+            for (s, d) in bits.chunks(per).zip(dst.chunks_mut(per)) {
+                scope.spawn(move || bf16_bits_to_f32(s, d));
+            }
+        });
+        Ok((CpuStorage::F32(dst), l.shape().clone()))
+    }
+}
+
+#[inline(always)]
+fn bf16_bits_to_f32_generic(src: &[u16], dst: &mut [f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = f32::from_bits((s as u32) << 16);
+    }
+}
+
+dispatch!(bf16_bits_to_f32, bf16_bits_to_f32_generic, (src: &[u16], dst: &mut [f32]));
+
+/// bf16 → f32 on the CPU (exact: a 16-bit shift), vectorised and threaded; candle converts
+/// element by element through `f64`.
+pub(crate) fn bf16_to_f32(x: &Tensor) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op1_no_bwd(&Bf16ToF32)?)
 }

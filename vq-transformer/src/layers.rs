@@ -13,6 +13,15 @@ use crate::kernels;
 pub(crate) fn cast(t: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
     if t.dtype() == dtype {
         Ok(t.clone())
+    } else if t.dtype() == DType::BF16
+        && dtype == DType::F32
+        && matches!(t.device(), candle_core::Device::Cpu)
+        && !t.track_op()
+    {
+        kernels::bf16_to_f32(t).map_err(|e| match e {
+            crate::Error::Candle(e) => e,
+            other => candle_core::Error::Msg(other.to_string()),
+        })
     } else {
         t.to_dtype(dtype)
     }

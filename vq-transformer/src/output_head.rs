@@ -5,8 +5,8 @@
 use candle_core::{D, DType, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::Result;
 use crate::layers::{LayerNorm, Linear};
+use crate::{Result, kernels};
 
 /// `norm_out` + `out` + f64 log-softmax.
 #[derive(Debug, Clone)]
@@ -31,8 +31,13 @@ impl OutputHead {
 
     /// `log p̂(x_0)` `(B, K−1, N)` f32.
     pub fn forward(&self, h: &Tensor, train: bool) -> Result<Tensor> {
-        let logits = self.logits(h, train)?.to_dtype(DType::F64)?;
-        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_dtype(DType::F32)?;
+        let logits = self.logits(h, train)?;
+        let logp = if !train && !logits.track_op() && kernels::supports(&logits) {
+            kernels::log_softmax_f64(&logits)?
+        } else {
+            let logits = logits.to_dtype(DType::F64)?;
+            candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_dtype(DType::F32)?
+        };
         Ok(logp.transpose(1, 2)?.contiguous()?)
     }
 }
