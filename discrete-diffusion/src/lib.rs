@@ -50,6 +50,7 @@ pub mod loss;
 mod mask_and_replace;
 mod noise;
 mod posterior;
+mod posterior_kernel;
 pub mod purity;
 mod sampler;
 mod tables;

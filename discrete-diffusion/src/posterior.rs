@@ -27,6 +27,11 @@ use crate::forward::{check_log_probs, check_tokens, coefficient_rows, log_q_colu
 use crate::log_space::{log_add_exp, log_one_hot, log_sum_exp};
 use crate::{Coefficients, Error, Result, Timesteps, Transition};
 
+thread_local! {
+    /// Tests set this to compare the fused kernel with the composite path.
+    pub(crate) static FORCE_COMPOSITE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// diffusers' `q_posterior`: the one-step reverse distribution `log p(x_{t-1} | x_t)`.
 pub(crate) fn q_posterior<T: Transition + ?Sized>(
     transition: &T,
@@ -60,6 +65,9 @@ pub(crate) fn q_posterior_span<T: Transition + ?Sized>(
                 "posterior target step {s} must be earlier than t = {t}"
             )));
         }
+    }
+    if log_p_x0.device().is_cpu() && !log_p_x0.track_op() && !FORCE_COMPOSITE.with(|f| f.get()) {
+        return crate::posterior_kernel::q_posterior_cpu(transition, log_p_x0, x_t, ts, to);
     }
     let device = x_t.device();
     let cumulative = coefficient_rows(ts, b, device, |t| transition.cumulative(t))?;

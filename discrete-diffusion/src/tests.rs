@@ -521,3 +521,28 @@ fn configs_round_trip_through_serde() {
         }
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn fused_posterior_kernel_equals_composite(tr in any_transition(), seed in 0u64..1000, stride in 1usize..3) {
+        let k = tr.num_classes();
+        let n = 7;
+        let dev = Device::Cpu;
+        let log_p = Tensor::cat(&[random_log_p(k, n, seed), random_log_p(k, n, seed + 1)], 0).unwrap();
+        let x_t = Tensor::from_vec((0..2 * n as u32).map(|i| i % tr.num_states() as u32).collect::<Vec<_>>(), (2, n), &dev).unwrap();
+        for t in 0..tr.num_timesteps() {
+            let to = t.checked_sub(stride);
+            let fused = tr.q_posterior_strided(&log_p, &x_t, t, to).unwrap();
+            crate::posterior::FORCE_COMPOSITE.with(|f| f.set(true));
+            let composite = tr.q_posterior_strided(&log_p, &x_t, t, to).unwrap();
+            crate::posterior::FORCE_COMPOSITE.with(|f| f.set(false));
+            let (a, b) = (fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), composite.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                let same = x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-4 * (1.0 + y.abs());
+                prop_assert!(same, "t={t} to={to:?} [{i}]: fused {x} vs composite {y}");
+            }
+        }
+    }
+}
