@@ -3,8 +3,8 @@
 //! `x = argmax_c (logits[c] + G[c])`, `G = -ln(-ln U)`, `U ~ U(0, 1)`, samples from
 //! `softmax(logits)` (the reference's `log_sample_categorical` / scheduler `step`).
 //!
-//! * [`SeededNoise`] (the default) draws f64 uniforms from a seeded RNG and forms the Gumbel
-//!   noise in f64 before rounding to f32: f32 uniforms cap `G` at ≈16.6 and truncate the upper
+//! * [`SeededNoise`] (the default) draws f64 uniforms from seeded RNG streams and forms the
+//!   Gumbel noise in f64 before rounding to f32: f32 uniforms cap `G` at ≈16.6 and truncate the upper
 //!   tail, which acts like a slightly lower sampling temperature.
 //! * [`ReplayNoise`] replays a recorded stream of f32 uniforms and applies the reference's exact
 //!   f32 formula `-ln(-ln(U + 1e-30) + 1e-30)`, consuming `numel` uniforms per call in C order,
@@ -25,26 +25,45 @@ pub trait NoiseSource {
     fn uniform(&mut self, n: usize) -> Result<Vec<f64>>;
 }
 
-/// Seeded f64 noise: the same seed gives the same samples, bit for bit, on the same machine.
+/// Seeded f64 noise: the same seed gives the same samples, bit for bit, on any machine and
+/// thread count. Large Gumbel draws are generated in fixed-size chunks, each from its own stream
+/// derived from `(seed, call, chunk)`, in parallel.
 #[derive(Debug, Clone)]
 pub struct SeededNoise {
+    seed: u64,
+    calls: u64,
     rng: StdRng,
+}
+
+/// Elements per independently seeded chunk of Gumbel noise.
+const CHUNK: usize = 1 << 16;
+
+fn open_uniform(rng: &mut StdRng) -> f64 {
+    loop {
+        let u: f64 = rng.random();
+        if u > 0.0 {
+            return u;
+        }
+    }
+}
+
+fn gumbel_chunk(seed: u64, call: u64, chunk: usize, out: &mut [f32]) {
+    let stream = seed
+        ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut rng = StdRng::seed_from_u64(stream);
+    for g in out {
+        *g = (-(-open_uniform(&mut rng).ln()).ln()) as f32;
+    }
 }
 
 impl SeededNoise {
     /// A noise source seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
+            seed,
+            calls: 0,
             rng: StdRng::seed_from_u64(seed),
-        }
-    }
-
-    fn open_uniform(&mut self) -> f64 {
-        loop {
-            let u: f64 = self.rng.random();
-            if u > 0.0 {
-                return u;
-            }
         }
     }
 }
@@ -52,14 +71,37 @@ impl SeededNoise {
 impl NoiseSource for SeededNoise {
     fn gumbel(&mut self, shape: &[usize], device: &Device) -> Result<Tensor> {
         let n: usize = shape.iter().product();
-        let g: Vec<f32> = (0..n)
-            .map(|_| (-(-self.open_uniform().ln()).ln()) as f32)
-            .collect();
+        let mut g = vec![0f32; n];
+        let (seed, call) = (self.seed, self.calls);
+        self.calls += 1;
+        let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+        if n <= CHUNK || threads == 1 {
+            for (c, part) in g.chunks_mut(CHUNK).enumerate() {
+                gumbel_chunk(seed, call, c, part);
+            }
+        } else {
+            let chunks: Vec<(usize, &mut [f32])> = g.chunks_mut(CHUNK).enumerate().collect();
+            let per_thread = chunks.len().div_ceil(threads);
+            let mut groups: Vec<Vec<(usize, &mut [f32])>> = Vec::new();
+            let mut iter = chunks.into_iter().peekable();
+            while iter.peek().is_some() {
+                groups.push(iter.by_ref().take(per_thread).collect());
+            }
+            std::thread::scope(|scope| {
+                for group in groups {
+                    scope.spawn(move || {
+                        for (c, part) in group {
+                            gumbel_chunk(seed, call, c, part);
+                        }
+                    });
+                }
+            });
+        }
         Ok(Tensor::from_vec(g, shape, device)?)
     }
 
     fn uniform(&mut self, n: usize) -> Result<Vec<f64>> {
-        Ok((0..n).map(|_| self.open_uniform()).collect())
+        Ok((0..n).map(|_| open_uniform(&mut self.rng)).collect())
     }
 }
 

@@ -546,3 +546,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn seeded_noise_is_reproducible_and_gumbel_distributed() {
+    let dev = Device::Cpu;
+    let draw = |seed| {
+        let mut n = SeededNoise::new(seed);
+        let a = n
+            .gumbel(&[3, 100_000], &dev)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = n.gumbel(&[10], &dev).unwrap().to_vec1::<f32>().unwrap();
+        (a, b)
+    };
+    let (a1, b1) = draw(5);
+    let (a2, b2) = draw(5);
+    assert_eq!(a1, a2);
+    assert_eq!(b1, b2);
+    assert_ne!(draw(6).0, a1);
+    // Gumbel(0, 1): mean = Euler–Mascheroni constant, variance = π²/6.
+    let mean = a1.iter().map(|&x| x as f64).sum::<f64>() / a1.len() as f64;
+    let var = a1.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / a1.len() as f64;
+    assert!((mean - 0.5772).abs() < 0.01, "mean {mean}");
+    assert!(
+        (var - std::f64::consts::PI.powi(2) / 6.0).abs() < 0.03,
+        "variance {var}"
+    );
+}
