@@ -116,7 +116,10 @@ pub fn materialize_pipeline(name: &str) -> Result<PathBuf> {
     let source = fixtures_dir().join(name);
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let target = std::env::temp_dir().join(format!("vqd-fixture-{name}-{}-{unique}", std::process::id()));
+    let target = std::env::temp_dir().join(format!(
+        "vqd-fixture-{name}-{}-{unique}",
+        std::process::id()
+    ));
     if target.exists() {
         std::fs::remove_dir_all(&target).map_err(|e| e.to_string())?;
     }
