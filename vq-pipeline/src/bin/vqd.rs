@@ -164,10 +164,16 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         .progress_chars("=> "),
     );
     let mut noise = SeededNoise::new(args.seed);
+    let started = Instant::now();
     let result = pipeline.generate(&options, &mut noise, |event| {
+        let done = event.call as f64 + 1.0;
         bar.set_length(event.planned_calls as u64);
         bar.set_position(event.call as u64 + 1);
-        bar.set_message(event.t.to_string());
+        bar.set_message(format!(
+            "t={} {:.0} tokens/s",
+            event.t,
+            tokens_per_call * done / started.elapsed().as_secs_f64().max(1e-9)
+        ));
         Ok(())
     })?;
     bar.finish_and_clear();
