@@ -3,11 +3,8 @@
 //!
 //! `cargo run --release -p vq-codebook --example evaluate_vqvae -- MODEL_DIR IMAGES_DIR`
 
-use std::path::PathBuf;
-
-use anyhow::{Context, bail};
-use candle_core::Tensor;
-use vq_codebook::image_io::load_image;
+use anyhow::bail;
+use vq_codebook::image_io::load_folder;
 use vq_codebook::{VqModel, evaluate};
 
 fn main() -> anyhow::Result<()> {
@@ -16,27 +13,11 @@ fn main() -> anyhow::Result<()> {
         bail!("usage: evaluate_vqvae MODEL_DIR IMAGES_DIR");
     };
     let model = VqModel::load(model)?;
-    let dir = PathBuf::from(images);
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| dir.display().to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        bail!("{}: no PNG files", dir.display());
-    }
-    let data = Tensor::stack(
-        &paths
-            .iter()
-            .map(load_image)
-            .collect::<vq_codebook::Result<Vec<_>>>()?,
-        0,
-    )?;
+    let data = load_folder(images)?;
     let report = evaluate(&model, &data, 16)?;
     println!(
         "{} images: PSNR {:.2} dB, MSE {:.5}, perplexity {:.1}, used codes {}/{}",
-        paths.len(),
+        data.dim(0)?,
         report.psnr,
         report.mse,
         report.usage.perplexity,

@@ -9,10 +9,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use candle_core::Tensor;
 use clap::{Parser, ValueEnum};
-use vq_codebook::image_io::load_image;
+use vq_codebook::image_io::load_folder;
 use vq_codebook::synthetic::synthetic_images;
 use vq_codebook::training::checkpoint_path;
 use vq_codebook::{
@@ -88,23 +86,6 @@ fn small_config() -> VqModelConfig {
         num_vq_embeddings: 256,
         ..VqModelConfig::default()
     }
-}
-
-fn load_folder(dir: &PathBuf) -> anyhow::Result<Tensor> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| dir.display().to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
-        .collect();
-    paths.sort();
-    if paths.is_empty() {
-        bail!("{}: no PNG files", dir.display());
-    }
-    let images = paths
-        .iter()
-        .map(load_image)
-        .collect::<vq_codebook::Result<Vec<_>>>()?;
-    Ok(Tensor::stack(&images, 0)?)
 }
 
 fn main() -> anyhow::Result<()> {

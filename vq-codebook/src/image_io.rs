@@ -61,6 +61,29 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<Tensor> {
     image_to_tensor(&image.to_rgb8())
 }
 
+/// Every PNG of `dir` (sorted by name, all the same size) as one `(B, 3, H, W)` batch in `[-1, 1]`.
+pub fn load_folder(dir: impl AsRef<Path>) -> Result<Tensor> {
+    let dir = dir.as_ref();
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no PNG files",
+        )));
+    }
+    let images = paths.iter().map(load_image).collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::stack(&images, 0)?)
+}
+
 /// diffusers' 8-bit conversion of one value in `[-1, 1]`: `round_half_even(clamp(x/2 + 0.5, 0, 1) · 255)`.
 pub fn to_u8(x: f32) -> u8 {
     let v = (x / 2.0 + 0.5).clamp(0.0, 1.0);
