@@ -1,7 +1,9 @@
 //! Shared code of the study binaries in `src/bin/`: charts (PNG + SVG + CSV), schedule figures,
+//! the embedded default model's training and evaluation ([`embedded`]),
 //! and the results-folder conventions (every run records its settings next to its outputs).
 
 mod chart;
+pub mod embedded;
 mod schedule_plots;
 
 pub use chart::{LineChart, Series};

@@ -1,0 +1,139 @@
+//! Stage 4: the trained model as a diffusers `VQDiffusionPipeline` folder — `model_index.json`,
+//! `scheduler/`, `text_encoder/` (f16 weights: the 49,408-row token table dominates the size),
+//! `tokenizer/` (the real CLIP BPE slow-tokenizer files), `transformer/`, `vqvae/` and
+//! `learned_classifier_free_sampling_embeddings/` — which `vq_pipeline::VqDiffusionPipeline`
+//! (and diffusers) load as is.
+
+use std::path::Path;
+
+use anyhow::Context;
+use candle_core::DType;
+use serde_json::{Value, json};
+
+use super::atomic_file::{save_tensors_atomic, write_atomic, write_json_atomic};
+use super::config::EmbeddedConfig;
+use super::denoiser_training::repository_tokenizer_dir;
+use super::joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX};
+
+/// The four slow-tokenizer files copied into `tokenizer/`.
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "vocab.json",
+    "merges.txt",
+    "special_tokens_map.json",
+    "tokenizer_config.json",
+];
+
+fn with_class(value: impl serde::Serialize, class: &str) -> anyhow::Result<Value> {
+    let mut v = serde_json::to_value(value)?;
+    if let Value::Object(map) = &mut v {
+        map.insert("_class_name".into(), class.into());
+        map.insert("_diffusers_version".into(), "0.42.1".into());
+    }
+    Ok(v)
+}
+
+/// Writes the pipeline folder `out` from the joint model and the exported VQ-VAE folder `vq_dir`.
+pub fn export_pipeline(
+    config: &EmbeddedConfig,
+    model: &JointModel,
+    vq_dir: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    write_json_atomic(
+        &out.join("model_index.json"),
+        &json!({
+            "_class_name": "VQDiffusionPipeline",
+            "_diffusers_version": "0.42.1",
+            "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
+            "scheduler": ["diffusers", "VQDiffusionScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "transformer": ["diffusers", "Transformer2DModel"],
+            "vqvae": ["diffusers", "VQModel"],
+        }),
+    )?;
+    write_json_atomic(
+        &out.join("scheduler/scheduler_config.json"),
+        &with_class(
+            config.chain.schedule(config.codebook()),
+            "VQDiffusionScheduler",
+        )?,
+    )?;
+
+    let mut text = serde_json::to_value(&config.text)?;
+    if let Value::Object(map) = &mut text {
+        map.insert("architectures".into(), json!(["CLIPTextModel"]));
+        map.insert("model_type".into(), "clip_text_model".into());
+        map.insert("bos_token_id".into(), 49406.into());
+        map.insert("eos_token_id".into(), 49407.into());
+        map.insert("pad_token_id".into(), 1.into());
+        map.insert("torch_dtype".into(), "float16".into());
+    }
+    write_json_atomic(&out.join("text_encoder/config.json"), &text)?;
+    save_tensors_atomic(
+        &out.join("text_encoder/model.safetensors"),
+        &model.part(TEXT_PREFIX, DType::F16)?,
+    )?;
+
+    for file in TOKENIZER_FILES {
+        let bytes = std::fs::read(repository_tokenizer_dir().join(file))
+            .with_context(|| format!("reading tokenizer file {file}"))?;
+        write_atomic(&out.join("tokenizer").join(file), &bytes)?;
+    }
+
+    write_json_atomic(
+        &out.join("transformer/config.json"),
+        &with_class(&config.transformer, "Transformer2DModel")?,
+    )?;
+    save_tensors_atomic(
+        &out.join("transformer/diffusion_pytorch_model.safetensors"),
+        &model.part(TRANSFORMER_PREFIX, DType::F32)?,
+    )?;
+
+    for file in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        let bytes = std::fs::read(vq_dir.join(file))
+            .with_context(|| format!("reading {}", vq_dir.join(file).display()))?;
+        write_atomic(&out.join("vqvae").join(file), &bytes)?;
+    }
+
+    let null_dir = out.join("learned_classifier_free_sampling_embeddings");
+    write_json_atomic(
+        &null_dir.join("config.json"),
+        &json!({
+            "_class_name": "LearnedClassifierFreeSamplingEmbeddings",
+            "_diffusers_version": "0.42.1",
+            "learnable": true,
+            "hidden_size": config.text.hidden_size,
+            "length": config.text.max_position_embeddings,
+        }),
+    )?;
+    let null = model.part("null", DType::F32)?;
+    let embeddings = null
+        .get(NULL_KEY.trim_start_matches("null."))
+        .context("null embedding")?
+        .clone();
+    save_tensors_atomic(
+        &null_dir.join("diffusion_pytorch_model.safetensors"),
+        &std::collections::HashMap::from([("embeddings".to_string(), embeddings)]),
+    )?;
+    Ok(())
+}
+
+/// Total size in bytes of the files under `dir`.
+pub fn folder_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                folder_size(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}

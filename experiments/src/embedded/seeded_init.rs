@@ -1,0 +1,96 @@
+//! Reproducible initialisation of a training `VarMap`. candle's CPU RNG cannot be seeded
+//! (`rust-stack.md` §5.3), so after the modules have created their variables every variable is
+//! overwritten, in sorted name order, from a seeded `StdRng` according to a per-variable rule.
+//! The rules of the embedded model's text encoder, denoiser and null embedding are
+//! [`embedded_init_rule`].
+
+use candle_core::Tensor;
+use candle_nn::VarMap;
+use clip_text::ClipTextConfig;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How one variable is initialised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitRule {
+    /// Every value equal.
+    Const(f32),
+    /// `N(0, std²)` (Box–Muller from the seeded stream).
+    Normal(f32),
+    /// `U(−bound, bound)`.
+    Uniform(f32),
+}
+
+/// Overwrites every variable of `varmap` with values drawn by `rule(name, dims)` from one
+/// `StdRng` seeded with `seed`, visiting names in sorted order (so the result depends only on
+/// the seed and the set of variables).
+pub fn seeded_init(
+    varmap: &VarMap,
+    seed: u64,
+    rule: impl Fn(&str, &[usize]) -> InitRule,
+) -> candle_core::Result<()> {
+    let data = varmap.data().lock().expect("VarMap lock poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = StdRng::seed_from_u64(seed);
+    for name in names {
+        let var = &data[name];
+        let dims = var.dims().to_vec();
+        let n: usize = dims.iter().product();
+        let values: Vec<f32> = match rule(name, &dims) {
+            InitRule::Const(c) => vec![c; n],
+            InitRule::Uniform(b) => (0..n).map(|_| rng.random_range(-b..=b)).collect(),
+            InitRule::Normal(std) => (0..n).map(|_| std * standard_normal(&mut rng)).collect(),
+        };
+        var.set(&Tensor::from_vec(values, dims.as_slice(), var.device())?)?;
+    }
+    Ok(())
+}
+
+/// One `N(0, 1)` draw (Box–Muller).
+fn standard_normal(rng: &mut StdRng) -> f32 {
+    let u1: f64 = rng.random::<f64>().max(1e-300);
+    let u2: f64 = rng.random();
+    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+}
+
+/// The initialisation of the embedded model's variables, by prefix:
+///
+/// * `text_encoder.*` — transformers' `CLIPPreTrainedModel._init_weights`: embeddings
+///   `N(0, 0.02²)`; `q/k/v_proj` and `fc2` `N(0, (d^-½ (2L)^-½)²)`; `out_proj` `N(0, d^-1)`;
+///   `fc1` `N(0, 1/(2d))`; LayerNorms 1/0; biases 0.
+/// * `transformer.*` — diffusers/PyTorch defaults: the token, row, column and AdaLN timestep
+///   tables `N(0, 1)`; linear weights `U(±1/√fan_in)`; norm weights 1; biases 0.
+/// * `null.embeddings` — `N(0, 1/C)`, so each row has about unit norm like the L2-normalised
+///   text states it stands in for.
+pub fn embedded_init_rule(text: &ClipTextConfig) -> impl Fn(&str, &[usize]) -> InitRule + '_ {
+    move |name: &str, dims: &[usize]| {
+        let d = text.hidden_size as f32;
+        let layers = text.num_hidden_layers.max(1) as f32;
+        if name.ends_with(".bias") {
+            return InitRule::Const(0.0);
+        }
+        if dims.len() == 1 {
+            return InitRule::Const(1.0);
+        }
+        if name.starts_with("null.") {
+            return InitRule::Normal(1.0 / (dims[1] as f32).sqrt());
+        }
+        if name.starts_with("text_encoder.") {
+            let in_std = d.powf(-0.5) * (2.0 * layers).powf(-0.5);
+            return if name.contains("embedding") {
+                InitRule::Normal(0.02)
+            } else if name.contains("out_proj") {
+                InitRule::Normal(d.powf(-0.5))
+            } else if name.contains("fc1") {
+                InitRule::Normal((2.0 * d).powf(-0.5))
+            } else {
+                InitRule::Normal(in_std)
+            };
+        }
+        if name.contains("emb.weight") {
+            return InitRule::Normal(1.0);
+        }
+        InitRule::Uniform(1.0 / (dims[1].max(1) as f32).sqrt())
+    }
+}
