@@ -1,7 +1,8 @@
 //! Evaluates an exported shape-world model through the real pipeline (default sampler and
 //! guidance) with the oracle: faithfulness (single- and two-object test prompts, compositional
 //! held-out split), diversity for "a circle", our FID of generations and of VQ-VAE
-//! reconstructions. Prints a table, writes `eval.json` / `eval.csv`, and (with `--run-dir`)
+//! reconstructions. Prints a table, writes `eval.json` / `eval.csv` and contact sheets of
+//! samples (`single.png`, `pair.png`, `held_out.png`, `a_circle.png` with their prompts), and (with `--run-dir`)
 //! rewrites the model card with the table.
 //!
 //! ```text
@@ -50,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         batch: args.batch,
         seed: args.seed,
     };
-    let report = evaluate_model(&args.model, &settings)?;
+    let report = evaluate_model(&args.model, &settings, Some(&args.out))?;
     let table = write_report(&report, &args.out)?;
     println!("{table}");
     if let Some(run_dir) = &args.run_dir {

@@ -149,24 +149,63 @@ fn prompts_of(examples: &[shape_world::Example]) -> (Vec<SceneSpec>, Vec<String>
         .unzip()
 }
 
-/// Runs every evaluation on the pipeline folder `model_dir`.
-pub fn evaluate_model(model_dir: &Path, settings: &EvalSettings) -> anyhow::Result<EvalReport> {
+/// Writes the first 16 `images` as a contact sheet `<name>.png` (4× nearest upscaling, 8
+/// columns) and their prompts, row-major, as `<name>.txt` into `dir`.
+pub fn write_samples(
+    dir: &Path,
+    name: &str,
+    prompts: &[String],
+    images: &[RgbImage],
+) -> anyhow::Result<()> {
+    let n = images.len().min(16);
+    if n == 0 {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let big: Vec<RgbImage> = images[..n]
+        .iter()
+        .map(|i| {
+            image::imageops::resize(
+                i,
+                4 * i.width(),
+                4 * i.height(),
+                image::imageops::FilterType::Nearest,
+            )
+        })
+        .collect();
+    vq_pipeline::contact_sheet(&big, 8).save(dir.join(format!("{name}.png")))?;
+    write_atomic(
+        &dir.join(format!("{name}.txt")),
+        (prompts[..n].join("\n") + "\n").as_bytes(),
+    )
+}
+
+/// Runs every evaluation on the pipeline folder `model_dir`; with `samples` set, contact sheets
+/// of the first generations of each prompt set are written there ([`write_samples`]).
+pub fn evaluate_model(
+    model_dir: &Path,
+    settings: &EvalSettings,
+    samples: Option<&Path>,
+) -> anyhow::Result<EvalReport> {
     let pipeline = VqDiffusionPipeline::load(model_dir, LoadOptions::default())?;
     let world = World::default();
     let mut generated = 0usize;
     let start = Instant::now();
-    let mut run = |examples: &[shape_world::Example], seed: u64| -> anyhow::Result<_> {
+    let mut run = |examples: &[shape_world::Example], seed: u64, name: &str| -> anyhow::Result<_> {
         let (specs, prompts) = prompts_of(examples);
         let images = generate_all(&pipeline, &prompts, settings.batch, seed)?;
         generated += images.len();
+        if let Some(dir) = samples {
+            write_samples(dir, name, &prompts, &images)?;
+        }
         Ok((score(&specs, &images), images))
     };
     let single_ex = scenes(&world, Split::Test, Some(1), settings.single);
     let pair_ex = scenes(&world, Split::Test, Some(2), settings.pair);
     let held_ex = scenes(&world, Split::HeldOut, None, settings.held_out);
-    let (single, single_images) = run(&single_ex, settings.seed)?;
-    let (pair, pair_images) = run(&pair_ex, settings.seed + 1000)?;
-    let (held_out, _) = run(&held_ex, settings.seed + 2000)?;
+    let (single, single_images) = run(&single_ex, settings.seed, "single")?;
+    let (pair, pair_images) = run(&pair_ex, settings.seed + 1000, "pair")?;
+    let (held_out, _) = run(&held_ex, settings.seed + 2000, "held_out")?;
 
     let circle_prompts = vec!["a circle".to_string(); settings.diversity];
     let circles = generate_all(
@@ -176,6 +215,9 @@ pub fn evaluate_model(model_dir: &Path, settings: &EvalSettings) -> anyhow::Resu
         settings.seed + 3000,
     )?;
     generated += circles.len();
+    if let Some(dir) = samples {
+        write_samples(dir, "a_circle", &circle_prompts, &circles)?;
+    }
     let seconds_per_image = start.elapsed().as_secs_f64() / generated.max(1) as f64;
     let real_circles: Vec<Vec<_>> = scenes(&world, Split::Train, Some(1), 20 * settings.diversity)
         .into_iter()

@@ -116,6 +116,7 @@ pub fn run_training(
             batch: 8,
             seed: 0,
         },
+        None,
     )?;
     report.smoke_single_all_correct = smoke.single.all_correct;
     write_model_card(&paths.out_dir, &report, None)?;
