@@ -62,6 +62,7 @@ pub mod error;
 pub mod image_io;
 pub mod init;
 pub mod mid_block;
+pub mod reconstruction_loss;
 pub mod resnet_block;
 pub mod synthetic;
 pub mod training;
@@ -79,9 +80,8 @@ pub use decoder::Decoder;
 pub use ema_codebook::EmaCodebook;
 pub use encoder::Encoder;
 pub use error::{Error, Result};
-pub use training::{
-    CodebookUpdate, EvalReport, ReconstructionLoss, StepLog, TrainConfig, Trainer, evaluate,
-};
+pub use reconstruction_loss::ReconstructionLoss;
+pub use training::{CodebookUpdate, EvalReport, StepLog, TrainConfig, Trainer, evaluate};
 pub use vector_quantizer::{Quantized, VectorQuantizer};
 pub use vq_model::{TrainForward, VqModel};
 pub use weights::GROUP_NORM_EPS;

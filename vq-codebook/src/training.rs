@@ -38,6 +38,7 @@ use crate::config::VqModelConfig;
 use crate::ema_codebook::EmaCodebook;
 use crate::error::{Error, Result};
 use crate::init::{CODEBOOK_KEY, seeded_init};
+use crate::reconstruction_loss::ReconstructionLoss;
 use crate::vq_model::VqModel;
 
 /// How the codebook is learned.
@@ -56,15 +57,6 @@ pub enum CodebookUpdate {
         /// diffusers' `legacy` flag: β weights the codebook term instead of the commitment term.
         legacy: bool,
     },
-}
-
-/// Pixel-space reconstruction loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ReconstructionLoss {
-    /// Mean squared error.
-    Mse,
-    /// Mean absolute error.
-    L1,
 }
 
 /// Training hyper-parameters.
@@ -421,10 +413,10 @@ impl Trainer {
             self.restart_codes(&all, &latents, &mut rng)?;
         }
         let fwd = self.model.forward_train(images)?;
-        let reconstruction = match self.config.reconstruction {
-            ReconstructionLoss::Mse => (&fwd.reconstruction - images)?.sqr()?.mean_all()?,
-            ReconstructionLoss::L1 => (&fwd.reconstruction - images)?.abs()?.mean_all()?,
-        };
+        let reconstruction = self
+            .config
+            .reconstruction
+            .loss(&fwd.reconstruction, images)?;
         let q = &fwd.quantized;
         let vq_loss = match self.config.codebook {
             CodebookUpdate::Ema { .. } => (&q.commitment_loss * self.config.beta)?,

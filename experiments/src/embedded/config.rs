@@ -8,7 +8,7 @@
 use clip_text::{Activation as ClipActivation, ClipTextConfig};
 use discrete_diffusion::{LossConfig, MaskAndReplace, VqDiffusionSchedule};
 use serde::{Deserialize, Serialize};
-use vq_codebook::{DownBlockType, UpBlockType, VqModelConfig};
+use vq_codebook::{DownBlockType, ReconstructionLoss, UpBlockType, VqModelConfig};
 use vq_transformer::Transformer2DConfig;
 
 /// VQ-VAE training stage.
@@ -26,6 +26,11 @@ pub struct VqStage {
     pub batch_size: usize,
     /// AdamW learning rate.
     pub learning_rate: f64,
+    /// Reconstruction loss. Salience-weighted MSE: with plain MSE the decoder drew every object
+    /// in the mean object colour (the oracle read 0 % of 500 validation reconstructions after
+    /// 480 steps; 11.7 % with salience 20 after 300 steps of the smaller model, and the colours
+    /// are right).
+    pub reconstruction: ReconstructionLoss,
 }
 
 /// The forward chain: mask-and-replace, linear in the cumulative quantities.
@@ -47,7 +52,13 @@ impl ChainSettings {
             num_train_timesteps: self.num_timesteps,
             alpha_cum_start: 0.99999,
             alpha_cum_end: (1.0 - self.gamma_bar_final - self.k_beta_bar_final).max(0.0),
-            gamma_cum_start: 0.000009,
+            // Keep the replace mass `Kβ̄_t = 1 − ᾱ_t − γ̄_t` non-decreasing at the ends of
+            // the family: no masking at all for M = 0, no replacement at all for Kβ̄_T = 0.
+            gamma_cum_start: if self.k_beta_bar_final <= 0.0 {
+                1.0 - 0.99999
+            } else {
+                0.000009f64.min(self.gamma_bar_final)
+            },
             gamma_cum_end: self.gamma_bar_final,
         }
     }
@@ -174,12 +185,15 @@ impl EmbeddedConfig {
         Self {
             seed: 0,
             vq: VqStage {
-                model: vq_model([32, 64, 64], 16, codebook, 16),
+                // [16, 32, 32] trains at 0.65 s/step against 1.3 for [32, 64, 64], and steps
+                // matter more than width on flat-colour images.
+                model: vq_model([16, 32, 32], 8, codebook, 16),
                 images: 4000,
                 validation_images: 500,
-                steps: 480,
+                steps: 1500,
                 batch_size: 16,
                 learning_rate: 2e-3,
+                reconstruction: ReconstructionLoss::SalienceWeightedMse { salience: 20.0 },
             },
             text: text_config(text_width, 2, 4),
             transformer: transformer_config(4, 32, 4, text_width, codebook, timesteps),
@@ -220,6 +234,7 @@ impl EmbeddedConfig {
                 steps: 6,
                 batch_size: 8,
                 learning_rate: 2e-3,
+                reconstruction: ReconstructionLoss::SalienceWeightedMse { salience: 20.0 },
             },
             text: text_config(text_width, 1, 2),
             transformer: transformer_config(2, 8, 1, text_width, codebook, timesteps),

@@ -57,6 +57,7 @@ pub fn run_vq_stage(config: &EmbeddedConfig, run_dir: &Path) -> anyhow::Result<V
         steps: stage.steps,
         batch_size: stage.batch_size,
         learning_rate: stage.learning_rate,
+        reconstruction: stage.reconstruction,
         log_every: 10,
         checkpoint_every: 50,
         seed: config.seed,
