@@ -4,13 +4,19 @@
 
 use candle_core::Tensor;
 
-use crate::{Result, classifier_free_guidance};
+use crate::{Parameterisation, Result, classifier_free_guidance};
 
 /// A model of `p̂(x_0 | x_t, condition)`.
 pub trait Denoiser<C: ?Sized> {
     /// Log-probabilities over the `K` real classes, `(B, K, N)` f32, for ids `x_t` `(B, N)` at
     /// timestep `t` (shared by the batch).
     fn log_p_x0(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Tensor>;
+
+    /// What the output means: `log p̂(x_0 | x_t)` (the default, every model in the papers) or a
+    /// direct reverse-step prediction (see [`crate::Parameterisation`]).
+    fn parameterisation(&self) -> Parameterisation {
+        Parameterisation::X0
+    }
 }
 
 /// Wraps a closure `(x_t, t, condition) -> log p̂(x_0)` as a [`Denoiser`].
@@ -46,5 +52,9 @@ impl<D: Denoiser<C>, C> Denoiser<C> for ClassifierFreeGuidance<'_, D, C> {
         }
         let unconditional = self.inner.log_p_x0(x_t, t, self.unconditional)?;
         classifier_free_guidance(&unconditional, &conditional, self.scale)
+    }
+
+    fn parameterisation(&self) -> Parameterisation {
+        self.inner.parameterisation()
     }
 }

@@ -34,6 +34,7 @@ where
     let unweighted = LossConfig {
         masked_weight: 1.0,
         unmasked_weight: 1.0,
+        parameterisation: denoiser.parameterisation(),
         ..LossConfig::default()
     };
     let mut per_timestep = Vec::with_capacity(transition.num_timesteps());

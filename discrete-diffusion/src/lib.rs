@@ -49,6 +49,7 @@ mod log_space;
 pub mod loss;
 mod mask_and_replace;
 mod noise;
+mod parameterisation;
 mod posterior;
 mod posterior_kernel;
 pub mod purity;
@@ -81,6 +82,7 @@ pub use log_space::{
 pub use loss::{LossConfig, TrainingLoss, VlbTerms, prior_kl_per_token, training_loss, vlb_terms};
 pub use mask_and_replace::MaskAndReplace;
 pub use noise::{NoiseSource, ReplayNoise, SeededNoise, gumbel_argmax};
+pub use parameterisation::{Parameterisation, WithParameterisation, direct_posterior};
 pub use purity::{ImprovedPrior, PriorRule, UnmaskSchedule};
 pub use sampler::{SamplerConfig, SamplingMethod, StepEvent, initial_state, sample};
 pub use tables::LogTables;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::forward::{check_log_probs, check_tokens};
 use crate::log_space::{log_one_hot, sum_last};
-use crate::{Error, LOG_PROB_FLOOR, Result, Timesteps, Transition};
+use crate::{Error, LOG_PROB_FLOOR, Parameterisation, Result, Timesteps, Transition};
 
 /// Loss settings (defaults: VQ-Diffusion's ITHQ config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,11 @@ pub struct LossConfig {
     pub masked_weight: f64,
     /// Weight of positions where `x_t` is not masked.
     pub unmasked_weight: f64,
+    /// What the network output means (x₀ for VQ-Diffusion). With
+    /// [`Parameterisation::Direct`] the model term is the network's reverse step itself and there
+    /// is no x₀ prediction, so the auxiliary term is zero.
+    #[serde(default)]
+    pub parameterisation: Parameterisation,
 }
 
 impl Default for LossConfig {
@@ -38,6 +43,7 @@ impl Default for LossConfig {
             adaptive_aux: true,
             masked_weight: 1.0,
             unmasked_weight: 1.0,
+            parameterisation: Parameterisation::X0,
         }
     }
 }
@@ -105,13 +111,21 @@ pub fn vlb_terms<T: Transition + ?Sized>(
     let onehot_x0 = log_one_hot(x0, transition.num_states())?.narrow(1, 0, k)?;
     // Both posteriors clamped to [-70, 0] as the original's q_posterior does: this also keeps
     // impossible states (log 0 = -inf on both sides) from turning into 0·NaN in the KL.
-    let log_model = crate::posterior::q_posterior(transition, &log_p_x0, x_t, &times)?
-        .clamp(LOG_PROB_FLOOR, 0f32)?;
+    let log_model = match config.parameterisation {
+        Parameterisation::X0 => crate::posterior::q_posterior(transition, &log_p_x0, x_t, &times)?,
+        Parameterisation::Direct => {
+            crate::parameterisation::direct_posterior(transition, &log_p_x0, x_t, &times)?
+        }
+    }
+    .clamp(LOG_PROB_FLOOR, 0f32)?;
     let log_true = crate::posterior::q_posterior(transition, &onehot_x0, x_t, &times)?
         .clamp(LOG_PROB_FLOOR, 0f32)?;
     let kl = categorical_kl(&log_true, &log_model)?;
     let decoder_nll = nll_at(&log_model, x0)?;
-    let kl_aux = categorical_kl(&onehot_x0, &log_p_x0)?;
+    let kl_aux = match config.parameterisation {
+        Parameterisation::X0 => categorical_kl(&onehot_x0, &log_p_x0)?,
+        Parameterisation::Direct => Tensor::zeros((b, n), kl.dtype(), kl.device())?,
+    };
 
     let device = x0.device();
     let is_t0 = Tensor::from_vec(

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::purity::unmask_step;
 use crate::timestep_plan::PosteriorRule;
 use crate::{
-    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Result, TimestepPlan, Timesteps,
-    Transition, Truncation, gumbel_argmax, truncate,
+    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Parameterisation, Result,
+    TimestepPlan, Timesteps, Transition, Truncation, gumbel_argmax, truncate,
 };
 
 /// How positions are resampled at each step.
@@ -62,8 +62,10 @@ pub struct StepEvent<'a> {
     pub tokens: &'a Tensor,
 }
 
-/// The state the reverse chain starts from: all `[MASK]` for the mask families; uniformly random
-/// classes for the uniform family.
+/// The state the reverse chain starts from: all `[MASK]` for the mask families (as diffusers and
+/// the original code do, also when the prior keeps some replace mass); uniformly random classes
+/// for the uniform family and for a mask-and-replace chain that never masks (`γ̄_T = 0`, the
+/// replace-only end of the paper's ablation), whose prior has no mass on the mask.
 pub fn initial_state<T: Transition + ?Sized>(
     transition: &T,
     batch: usize,
@@ -71,7 +73,10 @@ pub fn initial_state<T: Transition + ?Sized>(
     noise: &mut dyn NoiseSource,
     device: &Device,
 ) -> Result<Tensor> {
-    let values: Vec<u32> = match transition.mask_index() {
+    let mask = transition
+        .mask_index()
+        .filter(|&m| transition.prior().get(m).is_some_and(|&p| p > 0.0));
+    let values: Vec<u32> = match mask {
         Some(m) => vec![m as u32; batch * num_tokens],
         None => {
             let k = transition.num_classes() as f64;
@@ -111,11 +116,25 @@ where
     let mut x = initial.to_dtype(DType::U32)?;
     match &config.method {
         SamplingMethod::Posterior => {
+            let direct = denoiser.parameterisation() == Parameterisation::Direct;
+            if direct && config.plan != TimestepPlan::Full {
+                return Err(Error::InvalidSetting(
+                    "a direct-parameterised denoiser predicts single steps only: strided and fast \
+                     plans need the x0 parameterisation (VQ-Diffusion §3.3)"
+                        .into(),
+                ));
+            }
             let steps = config.plan.steps(transition.num_timesteps())?;
             for (call, step) in steps.iter().enumerate() {
                 let log_p = predict(&x, step.t)?;
                 let logits = match step.rule {
                     PosteriorRule::ToData => log_p,
+                    _ if direct => crate::parameterisation::direct_posterior(
+                        transition,
+                        &log_p,
+                        &x,
+                        &Timesteps::Shared(step.t),
+                    )?,
                     PosteriorRule::Exact { to } => crate::posterior::q_posterior_span(
                         transition,
                         &log_p,
@@ -140,6 +159,11 @@ where
             }
         }
         SamplingMethod::ImprovedPrior(prior) => {
+            if denoiser.parameterisation() == Parameterisation::Direct {
+                return Err(Error::InvalidSetting(
+                    "the improved (purity) sampler needs an x0-parameterised denoiser".into(),
+                ));
+            }
             let mask = transition.mask_index().ok_or_else(|| {
                 Error::InvalidSetting(
                     "the improved (purity) sampler needs a chain with a mask state".into(),

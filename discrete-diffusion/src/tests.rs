@@ -576,3 +576,103 @@ fn seeded_noise_is_reproducible_and_gumbel_distributed() {
         "variance {var}"
     );
 }
+
+/// The real-class part of the true posterior, renormalised: what a perfect direct network
+/// outputs.
+fn perfect_direct_output(tr: &AnyTransition, x0: &Tensor, x_t: &Tensor, t: usize) -> Tensor {
+    let k = tr.num_classes();
+    let truth = dense_one_hot(x0, tr.num_states(), k);
+    let post = crate::posterior::q_posterior(tr, &truth, x_t, &Timesteps::Shared(t)).unwrap();
+    log_normalize(&post.narrow(1, 0, k).unwrap().maximum(-1e4f32).unwrap()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A direct prediction is a distribution over all states; fed the true posterior's real part
+    /// it reproduces the true posterior (the mask mass does not depend on x_0: Improved
+    /// VQ-Diffusion's Lemma 1), so its KL is zero there and non-negative elsewhere.
+    #[test]
+    fn direct_posterior_is_a_distribution_and_exact_at_truth(tr in any_transition(), seed in 0u64..1000) {
+        let k = tr.num_classes();
+        let dev = Device::Cpu;
+        let n = 6;
+        let x0 = Tensor::from_vec((0..n).map(|i| ((i as u64 * 7 + seed) % k as u64) as u32).collect::<Vec<_>>(), (1, n), &dev).unwrap();
+        let mut noise = SeededNoise::new(seed);
+        let cfg = LossConfig { parameterisation: Parameterisation::Direct, ..LossConfig::default() };
+        for t in 1..tr.num_timesteps() {
+            let x_t = tr.q_sample(&x0, t, &mut noise).unwrap();
+            let random = random_log_p(k, n, seed + t as u64);
+            let p = direct_posterior(&tr, &random, &x_t, &Timesteps::Shared(t)).unwrap();
+            for pos in 0..n {
+                let total: f64 = column(&p, 0, pos).iter().sum();
+                prop_assert!((total - 1.0).abs() < 1e-4, "t={t} pos={pos}: total {total}");
+            }
+            let perfect = perfect_direct_output(&tr, &x0, &x_t, t);
+            let truth = dense_one_hot(&x0, tr.num_states(), k);
+            let expected = crate::posterior::q_posterior(&tr, &truth, &x_t, &Timesteps::Shared(t)).unwrap();
+            let got = direct_posterior(&tr, &perfect, &x_t, &Timesteps::Shared(t)).unwrap();
+            for pos in 0..n {
+                let (e, g) = (column(&expected, 0, pos), column(&got, 0, pos));
+                prop_assert!(close(&e, &g, 1e-4), "t={t} pos={pos}: {e:?} vs {g:?}");
+            }
+            let kl = vlb_terms(&tr, &perfect, &x0, &x_t, &[t], &cfg).unwrap().vlb;
+            let kl = kl.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            prop_assert!(kl.iter().all(|&v| v.abs() < 1e-3), "KL at the truth: {kl:?}");
+            let kl = vlb_terms(&tr, &random, &x0, &x_t, &[t], &cfg).unwrap().vlb;
+            let kl = kl.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            prop_assert!(kl.iter().all(|&v| v > -1e-4), "negative KL: {kl:?}");
+        }
+    }
+}
+
+#[test]
+fn direct_denoisers_refuse_strided_and_purity_sampling() {
+    let tr = MaskAndReplace::paper(4, 10).unwrap();
+    let net = FnDenoiser(|x: &Tensor, _t: usize, _c: &()| {
+        let (b, n) = x.dims2()?;
+        Ok(log_normalize(&Tensor::zeros(
+            (b, 4, n),
+            candle_core::DType::F32,
+            x.device(),
+        )?)?)
+    });
+    let direct = WithParameterisation {
+        inner: &net,
+        parameterisation: Parameterisation::Direct,
+    };
+    let init = initial_state(&tr, 2, 3, &mut SeededNoise::new(0), &Device::Cpu).unwrap();
+    let full = SamplerConfig::default();
+    let out = sample(
+        &tr,
+        &direct,
+        &(),
+        &init,
+        &full,
+        &mut SeededNoise::new(1),
+        |_| Ok(()),
+    )
+    .unwrap();
+    assert!(
+        out.to_vec2::<u32>()
+            .unwrap()
+            .iter()
+            .flatten()
+            .all(|&v| v < 4)
+    );
+    let strided = SamplerConfig {
+        plan: TimestepPlan::Strided(5),
+        ..SamplerConfig::default()
+    };
+    let err = sample(
+        &tr,
+        &direct,
+        &(),
+        &init,
+        &strided,
+        &mut SeededNoise::new(1),
+        |_| Ok(()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("x0 parameterisation"), "{err}");
+}
