@@ -90,6 +90,18 @@ impl Attention {
 
     /// Attention of `x` to precomputed keys/values.
     pub fn forward_kv(&self, x: &Tensor, kv: &KeyValue, train: bool) -> Result<Tensor> {
+        self.forward_kv_masked(x, kv, None, train)
+    }
+
+    /// Attention with an additive score mask `(N, L)` (0 where allowed, `-inf` where not;
+    /// e.g. a causal mask for autoregressive baselines). diffusers' VQ-Diffusion uses none.
+    pub fn forward_kv_masked(
+        &self,
+        x: &Tensor,
+        kv: &KeyValue,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
         let (b, n, _) = x.dims3()?;
         let dtype = x.dtype();
         let q = self.split_heads(&self.to_q.forward(x)?, (self.head_dim as f64).powf(-0.5))?;
@@ -100,6 +112,10 @@ impl Attention {
             (q, kv.k.clone())
         };
         let scores = q.matmul(&k.t()?)?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(&cast(m, scores.dtype())?)?,
+            None => scores,
+        };
         let probs = cast(&softmax_last_dim(&scores, train)?, dtype)?;
         let o = probs.matmul(&kv.v)?; // (B, H, N, d)
         let o = o
