@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+mod embedded_model;
 mod error;
 mod model_files;
 mod model_index;
@@ -31,6 +32,9 @@ mod options;
 mod output;
 mod pipeline;
 
+pub use embedded_model::{
+    DEFAULT_MODEL_ENV, EMBEDDED_MODEL_RELATIVE, default_model_dir, embedded_model_dir,
+};
 pub use error::{PipelineError, Result};
 pub use model_files::{ModelFiles, Variant, hub_candidates};
 pub use model_index::{ModelIndex, NULL_EMBEDDING, REQUIRED_COMPONENTS};

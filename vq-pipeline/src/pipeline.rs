@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use clip_text::{ClipTextConfig, ClipTextModel, ClipTokenizer, l2_normalize_tokens};
 use discrete_diffusion::{
-    MaskAndReplace, NoiseSource, StepEvent, Transition, VqDiffusionSchedule, initial_state, sample,
+    MaskAndReplace, NoiseSource, Parameterisation, StepEvent, Transition, VqDiffusionSchedule,
+    WithParameterisation, initial_state, sample,
 };
 use image::RgbImage;
 use serde::Serialize;
@@ -39,6 +40,10 @@ pub struct LoadOptions {
     /// Compute the text cross-attention keys/values once per generation (on by default; off
     /// recomputes them every step, as diffusers does).
     pub cache_cross_attention: bool,
+    /// How to read the transformer's output. Every diffusers model predicts x₀ (the default);
+    /// `Direct` is for research models trained to predict the reverse step itself
+    /// (`discrete_diffusion::Parameterisation`), which sample with the full chain only.
+    pub parameterisation: Parameterisation,
 }
 
 impl Default for LoadOptions {
@@ -47,6 +52,7 @@ impl Default for LoadOptions {
             dtype: DType::F32,
             variant: Variant::Default,
             cache_cross_attention: true,
+            parameterisation: Parameterisation::X0,
         }
     }
 }
@@ -231,6 +237,51 @@ impl VqDiffusionPipeline {
         &self.chain
     }
 
+    /// The transformer read with the loaded parameterisation.
+    fn denoiser(&self) -> WithParameterisation<'_, Transformer2DModel> {
+        WithParameterisation {
+            inner: &self.transformer,
+            parameterisation: self.options.parameterisation,
+        }
+    }
+
+    /// The VQ-VAE (e.g. to encode real images into token grids).
+    pub fn vqvae(&self) -> &VqModel {
+        &self.vqvae
+    }
+
+    /// The conditional negative ELBO, in bits per token, of token grids `x0` `(B, N)` given one
+    /// prompt per row (no guidance): every `L_t` at its own timestep plus the prior term
+    /// (paper eq. 6), with the forward noise drawn from `noise`. The held-out likelihood metric
+    /// of the studies.
+    pub fn elbo(
+        &self,
+        prompts: &[String],
+        x0: &Tensor,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<discrete_diffusion::ElboReport> {
+        let rows = x0.dim(0)?;
+        if rows != prompts.len() {
+            return Err(PipelineError::InvalidOption(format!(
+                "elbo: {} token rows but {} prompts",
+                rows,
+                prompts.len()
+            )));
+        }
+        let (states, _) = self.encode_text(prompts)?;
+        let context = self
+            .transformer
+            .uncached_context(&states)
+            .map_err(component("transformer"))?;
+        Ok(discrete_diffusion::elbo_bits_per_token(
+            &self.chain,
+            &self.denoiser(),
+            &context,
+            x0,
+            noise,
+        )?)
+    }
+
     /// Whether the model has a learned null embedding.
     pub fn has_learned_null(&self) -> bool {
         self.null_embedding.is_some()
@@ -340,6 +391,7 @@ impl VqDiffusionPipeline {
             }
             Ok(())
         };
+        let denoiser = self.denoiser();
         let sampled = if guided {
             let condition = Guided {
                 context,
@@ -347,7 +399,7 @@ impl VqDiffusionPipeline {
             };
             sample(
                 &self.chain,
-                &self.transformer,
+                &denoiser,
                 &condition,
                 &init,
                 &config,
@@ -357,7 +409,7 @@ impl VqDiffusionPipeline {
         } else {
             sample(
                 &self.chain,
-                &self.transformer,
+                &denoiser,
                 &context,
                 &init,
                 &config,

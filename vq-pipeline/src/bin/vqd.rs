@@ -1,8 +1,11 @@
 //! `vqd` — VQ-Diffusion text-to-image from the command line.
 //!
 //! ```text
-//! vqd generate "a red circle at the top left" --model DIR_OR_REPO --out out.png --seed 0
+//! vqd generate "a red circle in the top left" --out out.png --seed 0
+//! vqd generate "a teddy bear playing in the pool" --model microsoft/vq-diffusion-ithq --out bear.png
 //! ```
+//!
+//! Without `--model` it uses the embedded shape-world model shipped in `models/shape-world/`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,7 +15,7 @@ use discrete_diffusion::{SeededNoise, Truncation};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
     GenerationOptions, LoadOptions, ModelSource, NullCondition, SamplerChoice, Variant,
-    VqDiffusionPipeline, offline_from_env, write_outputs,
+    VqDiffusionPipeline, default_model_dir, offline_from_env, write_outputs,
 };
 
 #[derive(Parser)]
@@ -38,8 +41,9 @@ enum Command {
 struct ModelArgs {
     /// A local folder in the diffusers layout, or a Hugging Face repo id
     /// (e.g. microsoft/vq-diffusion-ithq), resolved through the Hugging Face cache.
+    /// Default: the embedded shape-world model (models/shape-world, or $VQD_DEFAULT_MODEL).
     #[arg(long)]
-    model: String,
+    model: Option<String>,
     /// Hub revision (branch, tag or commit).
     #[arg(long, default_value = "main")]
     revision: String,
@@ -114,7 +118,8 @@ enum DTypeArg {
     Bf16,
 }
 
-fn load(args: &ModelArgs) -> anyhow::Result<VqDiffusionPipeline> {
+/// The pipeline and the model's name as the user knows it (for the JSON sidecar).
+fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, String)> {
     let variant = match args.variant {
         VariantArg::Default => Variant::Default,
         VariantArg::Fp16 => Variant::Fp16,
@@ -124,21 +129,32 @@ fn load(args: &ModelArgs) -> anyhow::Result<VqDiffusionPipeline> {
         DTypeArg::F16 => candle_core::DType::F16,
         DTypeArg::Bf16 => candle_core::DType::BF16,
     };
-    let root = ModelSource::parse(&args.model, &args.revision)?
-        .resolve(variant, args.offline || offline_from_env())?;
-    Ok(VqDiffusionPipeline::load(
+    let (root, name) = match &args.model {
+        Some(model) => (
+            ModelSource::parse(model, &args.revision)?
+                .resolve(variant, args.offline || offline_from_env())?,
+            model.clone(),
+        ),
+        None => {
+            let dir = default_model_dir()?;
+            let name = format!("embedded:{}", dir.display());
+            (dir, name)
+        }
+    };
+    let pipeline = VqDiffusionPipeline::load(
         &root,
         LoadOptions {
             dtype,
             variant,
             ..LoadOptions::default()
         },
-    )?)
+    )?;
+    Ok((pipeline, name))
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let pipeline = load(&args.model)?;
+    let (pipeline, model_name) = load(&args.model)?;
     let load_time = start.elapsed();
     let truncation = match args.top_k {
         Some(k) => Truncation::TopK(k),
@@ -184,7 +200,7 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
         &args.out,
         &result,
         &options,
-        &args.model.model,
+        &model_name,
         args.contact_sheet,
     )?;
     for path in &written {
@@ -207,7 +223,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Generate(args) => generate(args),
         Command::Check(args) => {
-            let pipeline = load(&args)?;
+            let (pipeline, _) = load(&args)?;
             println!(
                 "ok: {} (T = {}, {} tokens per image, {} null condition)",
                 pipeline.files().root.display(),
