@@ -71,7 +71,7 @@ pub fn write_model_card(
     )?;
     writeln!(
         s,
-        "| `transformer` | diffusers `Transformer2DModel` (discrete), width {} ({} heads × {}), {} blocks, AdaLN over T = {} steps, {} classes | {} steps × {} examples, AdamW peak {:.0e} (warm-up {}, cosine to {}×), clip {:?}, caption dropout {} |",
+        "| `transformer` | diffusers `Transformer2DModel` (discrete), width {} ({} heads × {}), {} blocks, AdaLN over T = {} steps, {} classes | {} steps × {} examples, AdamW peak {:.0e} (warm-up {}, cosine to {}×), gradient-norm clip {}, caption dropout {} |",
         t.num_attention_heads * t.attention_head_dim,
         t.num_attention_heads,
         t.attention_head_dim,
@@ -83,7 +83,7 @@ pub fn write_model_card(
         d.learning_rate,
         d.warmup_steps,
         d.final_lr_fraction,
-        d.grad_clip,
+        d.grad_clip.map_or("none".to_string(), |c| c.to_string()),
         d.caption_dropout
     )?;
     writeln!(
