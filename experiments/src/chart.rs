@@ -10,7 +10,7 @@ use plotters::prelude::*;
 static FONT: Once = Once::new();
 const FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-fn register_font() {
+pub(crate) fn register_font() {
     FONT.call_once(|| {
         // Registration only fails for an unparsable font, which the vendored one is not.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
@@ -107,6 +107,10 @@ impl LineChart {
                         .copied()
                         .filter(|(_, y)| y.is_finite() && (!self.log_y || *y > 0.0))
                         .collect();
+                    // Markers too, so single-point series (a baseline) are visible.
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                     chart
                         .draw_series(LineSeries::new(points, colour.stroke_width(2)))
                         .map_err(|e| anyhow::anyhow!("{e:?}"))?

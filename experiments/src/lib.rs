@@ -2,9 +2,14 @@
 //! the embedded default model's training and evaluation ([`embedded`]),
 //! and the results-folder conventions (every run records its settings next to its outputs).
 
+pub mod ar_baseline;
 mod chart;
 pub mod embedded;
+pub mod gallery;
+pub mod result_table;
+pub mod sampler_study;
 mod schedule_plots;
+pub mod variant_study;
 
 pub use chart::{LineChart, Series};
 pub use schedule_plots::{

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use experiments::embedded::TrainingReport;
-use experiments::embedded::evaluation::{EvalSettings, evaluate_model, write_report};
+use experiments::embedded::evaluation::{
+    EvalSettings, evaluate_model, write_gallery, write_report,
+};
 use experiments::embedded::model_card::write_model_card;
 
 #[derive(Parser, Debug)]
@@ -39,6 +41,9 @@ struct Args {
     batch: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also write a labelled gallery (24 prompts: test, two-object, held-out, free phrasings).
+    #[arg(long)]
+    gallery: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +56,10 @@ fn main() -> anyhow::Result<()> {
         batch: args.batch,
         seed: args.seed,
     };
+    if let Some(path) = &args.gallery {
+        write_gallery(&args.model, path, args.seed)?;
+        eprintln!("wrote {}", path.display());
+    }
     let report = evaluate_model(&args.model, &settings, Some(&args.out))?;
     let table = write_report(&report, &args.out)?;
     println!("{table}");

@@ -91,7 +91,7 @@ pub fn repository_tokenizer_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tokenizer")
 }
 
-fn step_rng(seed: u64, step: u64, salt: u64) -> StdRng {
+pub(crate) fn step_rng(seed: u64, step: u64, salt: u64) -> StdRng {
     StdRng::seed_from_u64(
         seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             .wrapping_add(step.wrapping_mul(0xD1B5_4A32_D192_ED03))
@@ -100,7 +100,7 @@ fn step_rng(seed: u64, step: u64, salt: u64) -> StdRng {
 }
 
 /// Whether a variable is weight-decayed: weight matrices, not embeddings/tables/norms/biases.
-fn decays(name: &str, var: &Var) -> bool {
+pub(crate) fn decays(name: &str, var: &Var) -> bool {
     var.rank() == 2 && !name.contains("emb") && name != NULL_KEY
 }
 

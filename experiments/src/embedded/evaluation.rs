@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use discrete_diffusion::SeededNoise;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use shape_world::{
@@ -20,6 +19,7 @@ use vq_pipeline::{GenerationOptions, LoadOptions, VqDiffusionPipeline};
 
 use super::atomic_file::{write_atomic, write_json_atomic};
 use super::vq_stage::reconstruct;
+use crate::sampler_study::generate_set;
 
 /// How much to evaluate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,13 +106,8 @@ pub fn generate_all(
     batch: usize,
     seed: u64,
 ) -> anyhow::Result<Vec<RgbImage>> {
-    let mut images = Vec::with_capacity(prompts.len());
-    for (i, chunk) in prompts.chunks(batch.max(1)).enumerate() {
-        let options = GenerationOptions::new(chunk.iter().cloned()).seed(seed + i as u64);
-        let out = pipeline.generate(&options, &mut SeededNoise::new(options.seed), |_| Ok(()))?;
-        images.extend(out.images);
-    }
-    Ok(images)
+    let defaults = GenerationOptions::new(Vec::<String>::new());
+    Ok(generate_set(pipeline, &defaults, prompts, batch, seed)?.0)
 }
 
 fn score(specs: &[SceneSpec], images: &[RgbImage]) -> Faithfulness {
@@ -308,4 +303,41 @@ pub fn write_report(r: &EvalReport, dir: &Path) -> anyhow::Result<String> {
         .iter()
         .map(|(k, v)| format!("{k:<width$}  {v:>8.4}\n"))
         .collect())
+}
+
+/// Prompts of the docs gallery: six each of one-object test scenes, two-object test scenes,
+/// held-out (never trained) shape–colour combinations, and free phrasings of our own, including
+/// under-specified ones.
+pub fn gallery_prompts() -> Vec<String> {
+    let world = World::default();
+    let mut prompts = Vec::new();
+    for (split, objects) in [
+        (Split::Test, Some(1)),
+        (Split::Test, Some(2)),
+        (Split::HeldOut, None),
+    ] {
+        let (_, p) = prompts_of(&scenes(&world, split, objects, 6));
+        prompts.extend(p);
+    }
+    prompts.extend(
+        [
+            "a circle",
+            "a large blue square",
+            "there is a small yellow triangle at the bottom right",
+            "something magenta",
+            "a green circle above a red square",
+            "top right: a cyan triangle",
+        ]
+        .map(String::from),
+    );
+    prompts
+}
+
+/// Generates the gallery prompts with the pipeline's defaults and saves a labelled grid at `path`.
+pub fn write_gallery(model_dir: &Path, path: &Path, seed: u64) -> anyhow::Result<()> {
+    let pipeline = VqDiffusionPipeline::load(model_dir, LoadOptions::default())?;
+    let prompts = gallery_prompts();
+    let images = generate_all(&pipeline, &prompts, prompts.len(), seed)?;
+    let items: Vec<_> = prompts.into_iter().zip(images).collect();
+    crate::gallery::save_gallery(&items, crate::gallery::GalleryLayout::default(), path)
 }

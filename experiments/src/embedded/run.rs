@@ -126,7 +126,7 @@ pub fn run_training(
 }
 
 /// Mean loss of the last (up to) 10 rows of a denoiser `log.csv`.
-fn last_losses(log: &Path) -> Option<f64> {
+pub fn last_losses(log: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(log).ok()?;
     let values: Vec<f64> = text
         .lines()
