@@ -251,7 +251,7 @@ impl ArTrainer {
             let loss = self.train_step(data)?;
             bar.set_position(self.step);
             bar.set_message(format!("loss {loss:.3} nats/token"));
-            if self.step % 10 == 0 || self.step == total {
+            if self.step.is_multiple_of(10) || self.step == total {
                 log.row(&format!(
                     "{},{loss},{:.1}",
                     self.step,
