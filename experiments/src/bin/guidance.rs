@@ -29,6 +29,22 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "results/guidance")]
     out: PathBuf,
+    /// Guidance scales to sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,1.5,2,3,5,8,12")]
+    scales: Vec<f64>,
+    /// Truncation rates (top-r) to sweep at scale 5.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,0.95,0.9,0.86,0.8,0.7,0.5"
+    )]
+    rates: Vec<f32>,
+    /// Top-k values (table only).
+    #[arg(long, value_delimiter = ',', default_value = "64,16,4")]
+    top_k: Vec<usize>,
+    /// Purity prior weights r.
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,4")]
+    prior_weights: Vec<f64>,
 }
 
 fn chart(title: &str, x_label: &str, series: Vec<Series>) -> LineChart {
@@ -49,20 +65,15 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let model = args.study.model_dir()?;
     let pipeline = VqDiffusionPipeline::load(&model, LoadOptions::default())?;
-    let scales: Vec<f64> = if args.study.quick {
-        vec![1.0, 5.0]
+    let (scales, rates, ks, weights) = if args.study.quick {
+        (vec![1.0, 5.0], vec![0.86], vec![8], vec![1.0])
     } else {
-        vec![1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 12.0]
-    };
-    let rates: Vec<f32> = if args.study.quick {
-        vec![0.86]
-    } else {
-        vec![1.0, 0.95, 0.9, 0.86, 0.8, 0.7, 0.5]
-    };
-    let weights: Vec<f64> = if args.study.quick {
-        vec![1.0]
-    } else {
-        vec![0.5, 1.0, 2.0, 4.0]
+        (
+            args.scales.clone(),
+            args.rates.clone(),
+            args.top_k.clone(),
+            args.prior_weights.clone(),
+        )
     };
     let set = args.study.prompt_set();
     record_settings(
@@ -129,8 +140,7 @@ fn main() -> anyhow::Result<()> {
         fid.push((f64::from(r), score.fid / 100.0));
     }
     // Top-k truncation (table only).
-    let ks: &[usize] = if args.study.quick { &[8] } else { &[64, 16, 4] };
-    for &k in ks {
+    for &k in &ks {
         run(
             format!("top-k k={k}"),
             base.clone().truncation(Truncation::TopK(k)),
