@@ -54,7 +54,7 @@ fn generate_on_the_embedded_model_is_reproducible() {
 fn bad_arguments_fail_with_a_message() {
     let dir = scratch("bad");
     for (args, expected) in [
-        (vec!["--guidance-scale", "-1"], "guidance"),
+        (vec!["--guidance-scale=-1"], "guidance"),
         (vec!["--steps", "0"], "step"),
         (vec!["--model", "/definitely/not/here"], "not"),
     ] {
