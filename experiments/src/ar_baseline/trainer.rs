@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use clip_text::{ClipTextModel, ClipTokenizer, l2_normalize_tokens};
+use clip_text::{ClipTextModel, ClipTokenizer};
 use rand::Rng;
 
 use super::model::{ArConfig, ArTransformer};
@@ -19,6 +19,7 @@ use crate::embedded::EmbeddedConfig;
 use crate::embedded::atomic_file::save_tensors_atomic;
 use crate::embedded::denoiser_training::{decays, repository_tokenizer_dir, step_rng};
 use crate::embedded::grad_clip::clip_grad_norm;
+use crate::embedded::joint_model::condition_with_null;
 use crate::embedded::lr_schedule::LrSchedule;
 use crate::embedded::progress::{CsvLog, say, stage_bar};
 use crate::embedded::seeded_init::{embedded_init_rule, seeded_init};
@@ -74,16 +75,7 @@ impl ArJoint {
 
     /// Normalised text states `(B, 77, C)` of token ids, the null embedding where `!keep[b]`.
     pub fn condition(&self, ids: &Tensor, keep: &[bool]) -> anyhow::Result<Tensor> {
-        let states = l2_normalize_tokens(&self.text.forward(ids)?)?;
-        let k = Tensor::from_vec(
-            keep.iter()
-                .map(|&k| f32::from(u8::from(k)))
-                .collect::<Vec<_>>(),
-            (keep.len(), 1, 1),
-            &Device::Cpu,
-        )?;
-        let null = self.null.as_tensor().unsqueeze(0)?;
-        Ok((states.broadcast_mul(&k)? + null.broadcast_mul(&(1.0 - &k)?)?)?)
+        condition_with_null(&self.text, &self.null, ids, keep)
     }
 
     /// The null embedding repeated for a batch of `b`.

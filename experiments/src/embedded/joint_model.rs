@@ -55,21 +55,7 @@ impl JointModel {
     /// The conditioning states `(B, 77, C)`: normalised text states where `keep[b]`, the null
     /// embedding elsewhere. Differentiable in every part.
     pub fn condition(&self, ids: &Tensor, keep: &[bool]) -> anyhow::Result<Tensor> {
-        let states = l2_normalize_tokens(&self.text.forward(ids)?)?;
-        if keep.iter().all(|&k| k) {
-            return Ok(states);
-        }
-        let b = keep.len();
-        let k = Tensor::from_vec(
-            keep.iter()
-                .map(|&k| f32::from(u8::from(k)))
-                .collect::<Vec<_>>(),
-            (b, 1, 1),
-            &Device::Cpu,
-        )?;
-        let null = self.null.as_tensor().unsqueeze(0)?;
-        let mixed = (states.broadcast_mul(&k)? + null.broadcast_mul(&(1.0 - &k)?)?)?;
-        Ok(mixed)
+        condition_with_null(&self.text, &self.null, ids, keep)
     }
 
     /// Copies of every variable, by name.
@@ -125,4 +111,28 @@ fn var(varmap: &VarMap, name: &str) -> Var {
         .get(name)
         .cloned()
         .expect("registered variable")
+}
+
+/// Normalised text states of `ids` `(B, 77)` from `text`, with `null` `(77, C)` (as stored) in
+/// place of the rows where `!keep[b]` — the conditioning of every jointly trained model here.
+/// Differentiable in the text encoder and the null embedding.
+pub fn condition_with_null(
+    text: &ClipTextModel,
+    null: &Var,
+    ids: &Tensor,
+    keep: &[bool],
+) -> anyhow::Result<Tensor> {
+    let states = l2_normalize_tokens(&text.forward(ids)?)?;
+    if keep.iter().all(|&k| k) {
+        return Ok(states);
+    }
+    let k = Tensor::from_vec(
+        keep.iter()
+            .map(|&k| f32::from(u8::from(k)))
+            .collect::<Vec<_>>(),
+        (keep.len(), 1, 1),
+        &Device::Cpu,
+    )?;
+    let null = null.as_tensor().unsqueeze(0)?;
+    Ok((states.broadcast_mul(&k)? + null.broadcast_mul(&(1.0 - &k)?)?)?)
 }
