@@ -44,7 +44,7 @@ impl PromptSet {
                 .filter(|e| e.scene.objects.len() == objects)
                 .take(n);
             for e in examples {
-                let spec = SceneSpec::from(&e.scene);
+                let spec = SceneSpec::captioned(&e.scene);
                 set.prompts.push(spec.caption(set.specs.len()));
                 set.specs.push(spec);
                 set.real.push(e.image);

@@ -56,6 +56,23 @@ impl From<&Scene> for SceneSpec {
     }
 }
 
+impl SceneSpec {
+    /// What a complete caption of `scene` asks for: every attribute of a single object; for two
+    /// objects every attribute but the grid cells, which their captions do not name (they state
+    /// the relation instead). Score generations of a caption against this, not against the full
+    /// scene, or a two-object image is wrong whenever its objects sit in other cells than the
+    /// scene the caption came from.
+    pub fn captioned(scene: &Scene) -> Self {
+        let mut spec = Self::from(scene);
+        if spec.relation.is_some() {
+            for o in &mut spec.objects {
+                o.cell = None;
+            }
+        }
+        spec
+    }
+}
+
 /// Number of phrasings for a single object.
 pub const SINGLE_PHRASINGS: usize = 4;
 /// Number of phrasings for two objects.

@@ -186,3 +186,28 @@ fn frechet_distance_matches_closed_form_and_ranks_corruption() {
     println!("our FID: real {fid_real:.3} < light {fid_light:.3} < heavy {fid_heavy:.3}");
     assert!(fid_real < fid_light && fid_light < fid_heavy);
 }
+
+#[test]
+fn a_captioned_pair_asks_for_no_cells_and_still_judges_its_own_image_correct() {
+    let world = World::default();
+    let pair = world
+        .examples(Split::Train, 50)
+        .into_iter()
+        .find(|e| e.scene.objects.len() == 2)
+        .unwrap();
+    let spec = SceneSpec::captioned(&pair.scene);
+    assert!(spec.objects.iter().all(|o| o.cell.is_none()));
+    assert_eq!(spec.caption(0), SceneSpec::from(&pair.scene).caption(0));
+    let verdict = judge(&spec, &analyse(&pair.image));
+    assert!(verdict.all_correct(), "{verdict:?}");
+    assert!(!verdict.attributes.contains_key("position"));
+    let single = world
+        .examples(Split::Train, 50)
+        .into_iter()
+        .find(|e| e.scene.objects.len() == 1)
+        .unwrap();
+    assert_eq!(
+        SceneSpec::captioned(&single.scene),
+        SceneSpec::from(&single.scene)
+    );
+}

@@ -137,7 +137,7 @@ fn prompts_of(examples: &[shape_world::Example]) -> (Vec<SceneSpec>, Vec<String>
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let spec = SceneSpec::from(&e.scene);
+            let spec = SceneSpec::captioned(&e.scene);
             let caption = spec.caption(i);
             (spec, caption)
         })
