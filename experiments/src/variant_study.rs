@@ -18,6 +18,7 @@ use crate::embedded::EmbeddedConfig;
 use crate::embedded::denoiser_training::DenoiserTrainer;
 use crate::embedded::diffusers_export::export_pipeline;
 use crate::embedded::run::last_losses;
+use crate::embedded::text_pretraining::initial_text_encoder;
 use crate::embedded::token_cache::{TokenizedData, load_or_encode};
 use crate::embedded::vq_stage::{run_vq_stage, vq_export_dir};
 use crate::result_table::ResultTable;
@@ -119,7 +120,9 @@ impl VariantStudy {
                 dir.display()
             );
             let checkpoint = dir.join("checkpoint.safetensors");
-            let mut trainer = DenoiserTrainer::resume_or_new(config, &checkpoint)
+            std::fs::create_dir_all(&dir)?;
+            let text = initial_text_encoder(config, &self.run_dir, &self.data.scenes, &checkpoint)?;
+            let mut trainer = DenoiserTrainer::resume_or_new(config, &checkpoint, text.as_ref())
                 .with_context(|| format!("variant {name}"))?;
             trainer.fit(&self.data, &checkpoint, &dir.join("log.csv"), None)?;
             export_pipeline(
@@ -177,7 +180,12 @@ impl VariantStudy {
 
 /// FNV-1a hash of a configuration's JSON (stable across runs and platforms).
 pub fn config_hash(config: &EmbeddedConfig) -> anyhow::Result<u64> {
-    let json = serde_json::to_vec(config)?;
+    json_hash(config)
+}
+
+/// FNV-1a of `value`'s JSON: a stable name for a configuration.
+pub fn json_hash<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<u64> {
+    let json = serde_json::to_vec(value)?;
     Ok(json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     }))

@@ -10,17 +10,18 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use clip_text::{ClipTextModel, ClipTokenizer};
 use rand::Rng;
 
 use super::model::{ArConfig, ArTransformer};
 use crate::embedded::EmbeddedConfig;
 use crate::embedded::atomic_file::save_tensors_atomic;
-use crate::embedded::denoiser_training::{decays, repository_tokenizer_dir, step_rng};
+use crate::embedded::denoiser_training::{repository_tokenizer_dir, step_rng};
 use crate::embedded::grad_clip::clip_grad_norm;
 use crate::embedded::joint_model::condition_with_null;
 use crate::embedded::lr_schedule::LrSchedule;
+use crate::embedded::optimiser_groups::OptimiserGroups;
 use crate::embedded::progress::{CsvLog, say, stage_bar};
 use crate::embedded::seeded_init::{embedded_init_rule, seeded_init};
 use crate::embedded::token_cache::TokenizedData;
@@ -57,7 +58,11 @@ impl ArJoint {
         let ar = ArTransformer::new(&config, vb.pp("ar"))?;
         let shape = (recipe.text.max_position_embeddings, recipe.text.hidden_size);
         vb.get_with_hints(shape, "null.embeddings", candle_nn::Init::Const(0.0))?;
-        seeded_init(&varmap, recipe.seed, embedded_init_rule(&recipe.text))?;
+        seeded_init(
+            &varmap,
+            recipe.seed,
+            embedded_init_rule(&recipe.text, recipe.denoiser.context_projection_scale),
+        )?;
         let null = varmap
             .data()
             .lock()
@@ -97,7 +102,7 @@ pub struct ArTrainer {
     /// The model.
     pub model: ArJoint,
     tokenizer: ClipTokenizer,
-    optimisers: [AdamW; 2],
+    optimisers: OptimiserGroups,
     vars: Vec<Var>,
     schedule: LrSchedule,
     step: u64,
@@ -124,22 +129,8 @@ impl ArTrainer {
                 .to_vec1::<u32>()?[0] as u64;
         }
         let d = &recipe.denoiser;
-        let group = |decay: bool| {
-            AdamW::new(
-                named
-                    .iter()
-                    .filter(|(n, v)| decays(n, v) == decay)
-                    .map(|(_, v)| v.clone())
-                    .collect(),
-                ParamsAdamW {
-                    lr: d.learning_rate,
-                    weight_decay: if decay { d.weight_decay } else { 0.0 },
-                    ..Default::default()
-                },
-            )
-        };
         Ok(Self {
-            optimisers: [group(true)?, group(false)?],
+            optimisers: OptimiserGroups::new(&named, d)?,
             vars: named.into_iter().map(|(_, v)| v).collect(),
             tokenizer: ClipTokenizer::from_folder(&repository_tokenizer_dir())?,
             schedule: LrSchedule {
@@ -198,10 +189,7 @@ impl ArTrainer {
             let norm = clip_grad_norm(&mut grads, &self.vars, d.grad_clip)?;
             if norm.is_finite() {
                 let lr = self.schedule.rate(self.step, self.session_start);
-                for opt in &mut self.optimisers {
-                    opt.set_learning_rate(lr);
-                    opt.step(&grads)?;
-                }
+                self.optimisers.step(&grads, lr)?;
             }
         }
         self.step += 1;

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use vq_codebook::{DownBlockType, ReconstructionLoss, UpBlockType, VqModelConfig};
 use vq_transformer::Transformer2DConfig;
 
+use super::text_pretraining::TextPretraining;
+
 /// VQ-VAE training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VqStage {
@@ -98,6 +100,19 @@ pub struct DenoiserStage {
     pub partial_caption_rate: f64,
     /// Loss weights (VQ-Diffusion defaults).
     pub loss: LossConfig,
+    /// Scale of the cross-attention projections that read the text states (`attn2.to_k`,
+    /// `attn2.to_v` weights): their initialisation and their learning rate are multiplied by it.
+    /// The text states are L2-normalised (unit norm, entries ≈ C^-½) while every other linear
+    /// layer reads LayerNorm'ed inputs (entries ≈ 1), so at scale 1 the keys start √C too small
+    /// and move √C too slowly: cross-attention stays near uniform over the 77 states (mostly
+    /// padding), its output is the same at every image location, and position words never bind
+    /// to locations. √C makes them learn at the rate of the image side.
+    #[serde(default = "unit_scale")]
+    pub context_projection_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 /// The whole recipe.
@@ -115,6 +130,9 @@ pub struct EmbeddedConfig {
     pub chain: ChainSettings,
     /// Joint training.
     pub denoiser: DenoiserStage,
+    /// Pre-training of the text encoder before the joint training (absent: none).
+    #[serde(default)]
+    pub text_pretraining: Option<TextPretraining>,
     /// Write a denoiser checkpoint at least this often (seconds).
     pub checkpoint_seconds: u64,
 }
@@ -215,7 +233,13 @@ impl EmbeddedConfig {
                 caption_dropout: 0.1,
                 partial_caption_rate: 0.2,
                 loss: LossConfig::default(),
+                context_projection_scale: (text_width as f64).sqrt(),
             },
+            text_pretraining: Some(TextPretraining {
+                steps: 600,
+                batch_size: 64,
+                learning_rate: 2e-3,
+            }),
             checkpoint_seconds: 180,
         }
     }
@@ -256,7 +280,13 @@ impl EmbeddedConfig {
                 caption_dropout: 0.1,
                 partial_caption_rate: 0.2,
                 loss: LossConfig::default(),
+                context_projection_scale: (text_width as f64).sqrt(),
             },
+            text_pretraining: Some(TextPretraining {
+                steps: 4,
+                batch_size: 8,
+                learning_rate: 2e-3,
+            }),
             checkpoint_seconds: 1,
         }
     }

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use clip_text::ClipTokenizer;
 use discrete_diffusion::{
     MaskAndReplace, SeededNoise, TimestepSampler, TimestepSampling, Transition, training_loss,
@@ -29,8 +28,9 @@ use vq_transformer::Timestep;
 use super::atomic_file::save_tensors_atomic;
 use super::config::EmbeddedConfig;
 use super::grad_clip::clip_grad_norm;
-use super::joint_model::{JointModel, NULL_KEY};
+use super::joint_model::JointModel;
 use super::lr_schedule::LrSchedule;
+use super::optimiser_groups::OptimiserGroups;
 use super::progress::{CsvLog, say, stage_bar};
 use super::token_cache::TokenizedData;
 use super::training_captions::training_caption;
@@ -78,8 +78,7 @@ pub struct DenoiserTrainer {
     model: JointModel,
     chain: MaskAndReplace,
     tokenizer: ClipTokenizer,
-    decayed: AdamW,
-    plain: AdamW,
+    optimisers: OptimiserGroups,
     vars: Vec<Var>,
     schedule: LrSchedule,
     state: TrainerState,
@@ -99,15 +98,18 @@ pub(crate) fn step_rng(seed: u64, step: u64, salt: u64) -> StdRng {
     )
 }
 
-/// Whether a variable is weight-decayed: weight matrices, not embeddings/tables/norms/biases.
-pub(crate) fn decays(name: &str, var: &Var) -> bool {
-    var.rank() == 2 && !name.contains("emb") && name != NULL_KEY
-}
-
 impl DenoiserTrainer {
-    /// A fresh trainer, or one resumed from `checkpoint` when that file exists.
-    pub fn resume_or_new(config: &EmbeddedConfig, checkpoint: &Path) -> anyhow::Result<Self> {
+    /// A fresh trainer (starting from the `initial` tensors where given, e.g. a pre-trained
+    /// text encoder), or one resumed from `checkpoint` when that file exists.
+    pub fn resume_or_new(
+        config: &EmbeddedConfig,
+        checkpoint: &Path,
+        initial: Option<&HashMap<String, Tensor>>,
+    ) -> anyhow::Result<Self> {
         let model = JointModel::new(config)?;
+        if let Some(tensors) = initial {
+            model.load_part(tensors)?;
+        }
         let big_t = config.chain.num_timesteps;
         let mut state = TrainerState {
             step: 0,
@@ -133,17 +135,7 @@ impl DenoiserTrainer {
         let session_start = state.step;
         state.sessions.push(session_start);
         let named = model.named_vars();
-        let (dec, plain): (Vec<_>, Vec<_>) = named.iter().partition(|(n, v)| decays(n, v));
-        let params = |wd: f64| ParamsAdamW {
-            lr: config.denoiser.learning_rate,
-            weight_decay: wd,
-            ..Default::default()
-        };
-        let decayed = AdamW::new(
-            dec.iter().map(|(_, v)| v.clone()).collect(),
-            params(config.denoiser.weight_decay),
-        )?;
-        let plain = AdamW::new(plain.iter().map(|(_, v)| v.clone()).collect(), params(0.0))?;
+        let optimisers = OptimiserGroups::new(&named, &config.denoiser)?;
         let d = &config.denoiser;
         Ok(Self {
             chain: config.chain.chain(config.codebook())?,
@@ -158,8 +150,7 @@ impl DenoiserTrainer {
             },
             config: config.clone(),
             model,
-            decayed,
-            plain,
+            optimisers,
             state,
             session_start,
         })
@@ -224,10 +215,7 @@ impl DenoiserTrainer {
             grad_norm = clip_grad_norm(&mut grads, &self.vars, d.grad_clip)?;
             skipped = !grad_norm.is_finite();
             if !skipped {
-                for opt in [&mut self.decayed, &mut self.plain] {
-                    opt.set_learning_rate(lr);
-                    opt.step(&grads)?;
-                }
+                self.optimisers.step(&grads, lr)?;
                 self.state.sampler.update(&ts, &loss.vlb_per_sample)?;
             }
         }

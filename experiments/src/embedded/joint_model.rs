@@ -42,7 +42,11 @@ impl JointModel {
         let transformer = Transformer2DModel::new(&config.transformer, vb.pp(TRANSFORMER_PREFIX))?;
         let shape = (config.text.max_position_embeddings, config.text.hidden_size);
         vb.get_with_hints(shape, NULL_KEY, candle_nn::Init::Const(0.0))?;
-        seeded_init(&varmap, config.seed, embedded_init_rule(&config.text))?;
+        seeded_init(
+            &varmap,
+            config.seed,
+            embedded_init_rule(&config.text, config.denoiser.context_projection_scale),
+        )?;
         let null = var(&varmap, NULL_KEY);
         Ok(Self {
             varmap,
@@ -86,6 +90,24 @@ impl JointModel {
             anyhow::ensure!(
                 saved.dims() == var.dims(),
                 "checkpoint {name}: shape {:?}, model {:?}",
+                saved.dims(),
+                var.dims()
+            );
+            var.set(&saved.to_dtype(DType::F32)?)?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites the variables named in `tensors` (a part, e.g. the text encoder's).
+    pub fn load_part(&self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+        let data = self.varmap.data().lock().expect("VarMap lock poisoned");
+        for (name, saved) in tensors {
+            let var = data
+                .get(name)
+                .ok_or_else(|| anyhow::anyhow!("the model has no variable {name}"))?;
+            anyhow::ensure!(
+                saved.dims() == var.dims(),
+                "{name}: shape {:?}, model {:?}",
                 saved.dims(),
                 var.dims()
             );

@@ -6,6 +6,7 @@
 //! [`model_card`]; [`evaluation`] scores an exported model with the oracle.
 
 pub mod atomic_file;
+pub mod caption_probe;
 pub mod config;
 pub mod denoiser_training;
 pub mod diffusers_export;
@@ -14,9 +15,11 @@ pub mod grad_clip;
 pub mod joint_model;
 pub mod lr_schedule;
 pub mod model_card;
+pub mod optimiser_groups;
 pub mod progress;
 pub mod run;
 pub mod seeded_init;
+pub mod text_pretraining;
 pub mod token_cache;
 pub mod training_captions;
 pub mod vq_stage;

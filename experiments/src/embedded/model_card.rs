@@ -66,12 +66,18 @@ pub fn write_model_card(
     )?;
     writeln!(
         s,
-        "| `text_encoder` | CLIP text transformer, width {}, {} layers, {} heads, real CLIP BPE vocabulary (49,408 tokens; stored f16) | jointly with the denoiser |",
-        c.text.hidden_size, c.text.num_hidden_layers, c.text.num_attention_heads
+        "| `text_encoder` | CLIP text transformer, width {}, {} layers, {} heads, real CLIP BPE vocabulary (49,408 tokens; stored f16) | {}then jointly with the denoiser |",
+        c.text.hidden_size,
+        c.text.num_hidden_layers,
+        c.text.num_attention_heads,
+        c.text_pretraining.as_ref().filter(|p| p.steps > 0).map_or(String::new(), |p| format!(
+            "pre-trained {} steps × {} captions (a linear probe on the mean state reads each attribute), ",
+            p.steps, p.batch_size
+        ))
     )?;
     writeln!(
         s,
-        "| `transformer` | diffusers `Transformer2DModel` (discrete), width {} ({} heads × {}), {} blocks, AdaLN over T = {} steps, {} classes | {} steps × {} examples, AdamW peak {:.0e} (warm-up {}, cosine to {}×), gradient-norm clip {}, caption dropout {} |",
+        "| `transformer` | diffusers `Transformer2DModel` (discrete), width {} ({} heads × {}), {} blocks, AdaLN over T = {} steps, {} classes | {} steps × {} examples, AdamW peak {:.0e} (warm-up {}, cosine to {}×; cross-attention key/value projections of the text at {}× init and rate), gradient-norm clip {}, caption dropout {} |",
         t.num_attention_heads * t.attention_head_dim,
         t.num_attention_heads,
         t.attention_head_dim,
@@ -83,6 +89,7 @@ pub fn write_model_card(
         d.learning_rate,
         d.warmup_steps,
         d.final_lr_fraction,
+        d.context_projection_scale,
         d.grad_clip.map_or("none".to_string(), |c| c.to_string()),
         d.caption_dropout
     )?;
@@ -99,12 +106,17 @@ pub fn write_model_card(
     )?;
     writeln!(
         s,
-        "**Why joint text-encoder training.** No pretrained CLIP can be downloaded here, and a \
-         text encoder trained alone would need its own objective (e.g. a contrastive one against \
-         an image encoder we would also have to train). Trained jointly, the encoder learns \
-         exactly the distinctions the denoiser needs (colour, shape, size, position, relation, \
-         across phrasings) from the diffusion loss itself, in one run and one budget; the \
-         architecture and tokenizer stay CLIP's, so the folder loads in diffusers unchanged.\n"
+        "**Why this text-encoder training.** No pretrained CLIP can be downloaded here. Trained \
+         only jointly with the denoiser, the encoder learned colour but never position: the \
+         denoiser's cross-attention starts near uniform over the 77 states (mostly padding), \
+         so each image location receives the mean state, and binding a position word to a \
+         location needs a position code in that mean and a location-dependent reading of it at \
+         once — neither gets a gradient without the other. So the encoder is first pre-trained \
+         for about two minutes to make the mean state say every attribute (a linear probe \
+         classifies colour, shape, size, row, column and relation from it), then trained jointly; \
+         and the key/value projections of the (unit-norm) text states start and learn at √C the \
+         usual scale, like projections of LayerNorm'ed inputs. The architecture and tokenizer \
+         stay CLIP's, so the folder loads in diffusers unchanged.\n"
     )?;
     writeln!(s, "## Measured\n")?;
     writeln!(

@@ -16,6 +16,7 @@ use super::denoiser_training::DenoiserTrainer;
 use super::diffusers_export::{export_pipeline, folder_size};
 use super::evaluation::{EvalSettings, evaluate_model};
 use super::model_card::write_model_card;
+use super::text_pretraining::initial_text_encoder;
 use super::token_cache::load_or_encode;
 use super::vq_stage::{VqReport, run_vq_stage, vq_export_dir};
 
@@ -82,7 +83,8 @@ pub fn run_training(
 
     let checkpoint = run_dir.join("denoiser").join("checkpoint.safetensors");
     let log_path = run_dir.join("denoiser").join("log.csv");
-    let mut trainer = DenoiserTrainer::resume_or_new(config, &checkpoint)?;
+    let pretrained = initial_text_encoder(config, run_dir, &data.scenes, &checkpoint)?;
+    let mut trainer = DenoiserTrainer::resume_or_new(config, &checkpoint, pretrained.as_ref())?;
     let per_step = trainer.fit(&data, &checkpoint, &log_path, max_denoiser_steps)?;
     let complete = trainer.step() >= config.denoiser.steps;
     let final_loss = last_losses(&log_path);

@@ -54,6 +54,11 @@ fn standard_normal(rng: &mut StdRng) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
+/// Whether `name` is a weight that projects the text states inside cross-attention.
+pub fn is_context_projection(name: &str) -> bool {
+    name.ends_with("attn2.to_k.weight") || name.ends_with("attn2.to_v.weight")
+}
+
 /// The initialisation of the embedded model's variables, by prefix:
 ///
 /// * `text_encoder.*` — transformers' `CLIPPreTrainedModel._init_weights`: embeddings
@@ -63,7 +68,12 @@ fn standard_normal(rng: &mut StdRng) -> f32 {
 ///   tables `N(0, 1)`; linear weights `U(±1/√fan_in)`; norm weights 1; biases 0.
 /// * `null.embeddings` — `N(0, 1/C)`, so each row has about unit norm like the L2-normalised
 ///   text states it stands in for.
-pub fn embedded_init_rule(text: &ClipTextConfig) -> impl Fn(&str, &[usize]) -> InitRule + '_ {
+/// * the cross-attention projections of the text states (`attn2.to_k`, `attn2.to_v` weights) —
+///   the PyTorch default times `context_scale` (see `DenoiserStage::context_projection_scale`).
+pub fn embedded_init_rule(
+    text: &ClipTextConfig,
+    context_scale: f64,
+) -> impl Fn(&str, &[usize]) -> InitRule + '_ {
     move |name: &str, dims: &[usize]| {
         let d = text.hidden_size as f32;
         let layers = text.num_hidden_layers.max(1) as f32;
@@ -91,6 +101,10 @@ pub fn embedded_init_rule(text: &ClipTextConfig) -> impl Fn(&str, &[usize]) -> I
         if name.contains("emb.weight") {
             return InitRule::Normal(1.0);
         }
-        InitRule::Uniform(1.0 / (dims[1].max(1) as f32).sqrt())
+        let bound = 1.0 / (dims[1].max(1) as f32).sqrt();
+        if is_context_projection(name) {
+            return InitRule::Uniform(bound * context_scale as f32);
+        }
+        InitRule::Uniform(bound)
     }
 }

@@ -10,6 +10,12 @@ use shape_world::{Scene, SceneSpec};
 
 /// A training caption for `scene`.
 pub fn training_caption(scene: &Scene, partial_rate: f64, rng: &mut impl Rng) -> String {
+    training_spec(scene, partial_rate, rng).random_caption(rng)
+}
+
+/// What a training caption of `scene` will say: the full scene, or with probability
+/// `partial_rate` (one object only) a random subset of its attributes.
+pub fn training_spec(scene: &Scene, partial_rate: f64, rng: &mut impl Rng) -> SceneSpec {
     let mut spec = SceneSpec::from(scene);
     if spec.objects.len() == 1 && rng.random::<f64>() < partial_rate {
         let o = &mut spec.objects[0];
@@ -26,7 +32,7 @@ pub fn training_caption(scene: &Scene, partial_rate: f64, rng: &mut impl Rng) ->
             o.shape = None;
         }
     }
-    spec.random_caption(rng)
+    spec
 }
 
 #[cfg(test)]
