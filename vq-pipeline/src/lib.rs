@@ -24,6 +24,7 @@
 
 mod embedded_model;
 mod error;
+mod generation_defaults;
 mod model_files;
 mod model_index;
 mod model_source;
@@ -36,6 +37,7 @@ pub use embedded_model::{
     DEFAULT_MODEL_ENV, EMBEDDED_MODEL_RELATIVE, default_model_dir, embedded_model_dir,
 };
 pub use error::{PipelineError, Result};
+pub use generation_defaults::{GENERATION_CONFIG, GenerationDefaults};
 pub use model_files::{ModelFiles, Variant, hub_candidates};
 pub use model_index::{ModelIndex, NULL_EMBEDDING, REQUIRED_COMPONENTS};
 pub use model_source::{ModelSource, offline_from_env};

@@ -28,7 +28,7 @@ use crate::error::component;
 use crate::model_files::{ModelFiles, Variant};
 use crate::null_embedding::load_null_embedding;
 use crate::options::NullCondition;
-use crate::{GenerationOptions, PipelineError, Result};
+use crate::{GenerationDefaults, GenerationOptions, PipelineError, Result};
 
 /// How to load a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,7 @@ pub struct Generation {
 /// A loaded VQ-Diffusion pipeline.
 pub struct VqDiffusionPipeline {
     files: ModelFiles,
+    generation_defaults: GenerationDefaults,
     tokenizer: ClipTokenizer,
     text_encoder: ClipTextModel,
     transformer: Transformer2DModel,
@@ -214,8 +215,10 @@ impl VqDiffusionPipeline {
             Some((config, weights)) => load_null_embedding(config, weights, &device)?.1,
             None => None,
         };
+        let generation_defaults = GenerationDefaults::from_folder(root)?;
         Ok(Self {
             files,
+            generation_defaults,
             tokenizer,
             text_encoder,
             transformer,
@@ -225,6 +228,22 @@ impl VqDiffusionPipeline {
             options,
             device,
         })
+    }
+
+    /// The model's recommended sampling settings (`generation_config.json`; diffusers'
+    /// defaults when the folder has none).
+    pub fn generation_defaults(&self) -> &GenerationDefaults {
+        &self.generation_defaults
+    }
+
+    /// Options for `prompts` with the model's recommended settings (see
+    /// [`VqDiffusionPipeline::generation_defaults`]) over diffusers' defaults.
+    pub fn default_options<S: Into<String>>(
+        &self,
+        prompts: impl IntoIterator<Item = S>,
+    ) -> GenerationOptions {
+        self.generation_defaults
+            .apply(GenerationOptions::new(prompts))
     }
 
     /// The located files.

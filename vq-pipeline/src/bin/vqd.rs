@@ -14,8 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use discrete_diffusion::{SeededNoise, Truncation};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
-    GenerationOptions, LoadOptions, ModelSource, NullCondition, SamplerChoice, Variant,
-    VqDiffusionPipeline, default_model_dir, offline_from_env, write_outputs,
+    LoadOptions, ModelSource, NullCondition, SamplerChoice, Variant, VqDiffusionPipeline,
+    default_model_dir, offline_from_env, write_outputs,
 };
 
 #[derive(Parser)]
@@ -78,13 +78,14 @@ struct GenerateArgs {
     /// Sampler.
     #[arg(long, value_enum, default_value_t = SamplerChoice::Diffusers)]
     sampler: SamplerChoice,
-    /// Classifier-free guidance scale (1 = off).
-    #[arg(long, default_value_t = 5.0)]
-    guidance_scale: f64,
+    /// Classifier-free guidance scale (1 = off). Default: the model's generation_config.json,
+    /// else diffusers' 5.
+    #[arg(long)]
+    guidance_scale: Option<f64>,
     /// Keep the smallest set of classes whose probability reaches this rate (diffusers'
-    /// truncation_rate; 1 = keep all).
-    #[arg(long, default_value_t = 1.0, conflicts_with = "top_k")]
-    truncation_rate: f32,
+    /// truncation_rate; 1 = keep all). Default: the model's generation_config.json, else 1.
+    #[arg(long, conflicts_with = "top_k")]
+    truncation_rate: Option<f32>,
     /// Keep only the k most probable classes instead.
     #[arg(long)]
     top_k: Option<usize>,
@@ -156,18 +157,21 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let (pipeline, model_name) = load(&args.model)?;
     let load_time = start.elapsed();
-    let truncation = match args.top_k {
-        Some(k) => Truncation::TopK(k),
-        None => Truncation::TopR(args.truncation_rate),
-    };
-    let mut options = GenerationOptions::new(args.prompts.clone())
+    let mut options = pipeline
+        .default_options(args.prompts.clone())
         .seed(args.seed)
         .num_images_per_prompt(args.num_images)
         .sampler(args.sampler)
-        .guidance_scale(args.guidance_scale)
-        .truncation(truncation)
         .null_condition(args.null)
         .prior_weight(args.prior_weight);
+    if let Some(scale) = args.guidance_scale {
+        options.guidance_scale = scale;
+    }
+    match (args.top_k, args.truncation_rate) {
+        (Some(k), _) => options.truncation = Truncation::TopK(k),
+        (None, Some(r)) => options.truncation = Truncation::TopR(r),
+        (None, None) => {}
+    }
     options.steps = args.steps;
     options.unmask_per_call = args.unmask_per_call;
     let tokens_per_call = (args.prompts.len() * args.num_images * pipeline.num_tokens()) as f64;
