@@ -12,7 +12,7 @@ use discrete_diffusion::{Parameterisation, SeededNoise};
 use serde::Serialize;
 use shape_world::{FeatureNet, SceneSpec, Split, World, images_to_tensor};
 use vq_codebook::VqModel;
-use vq_pipeline::{GenerationOptions, LoadOptions, SamplerChoice, VqDiffusionPipeline};
+use vq_pipeline::{LoadOptions, SamplerChoice, VqDiffusionPipeline};
 
 use crate::embedded::EmbeddedConfig;
 use crate::embedded::denoiser_training::DenoiserTrainer;
@@ -157,7 +157,9 @@ impl VariantStudy {
             &self.elbo_tokens,
             &mut SeededNoise::new(0),
         )?;
-        let options = GenerationOptions::new(Vec::<String>::new()).sampler(SamplerChoice::Full);
+        let options = pipeline
+            .default_options(Vec::<String>::new())
+            .sampler(SamplerChoice::Full);
         let (score, _) = score_variant(name, &pipeline, &self.set, &options, &self.net, 50, 0)?;
         let log = model_dir.parent().map(|d| d.join("log.csv"));
         let row = VariantRow {

@@ -15,7 +15,7 @@ use shape_world::{
     judge,
 };
 use vq_codebook::VqModel;
-use vq_pipeline::{GenerationOptions, LoadOptions, VqDiffusionPipeline};
+use vq_pipeline::{LoadOptions, VqDiffusionPipeline};
 
 use super::atomic_file::{write_atomic, write_json_atomic};
 use super::vq_stage::reconstruct;
@@ -97,6 +97,9 @@ pub struct EvalReport {
     pub fid_reconstructed: f64,
     /// Wall time per generated image (s), batched.
     pub seconds_per_image: f64,
+    /// The guidance scale used (the model's recommendation, else diffusers' 5).
+    #[serde(default)]
+    pub guidance_scale: f64,
 }
 
 /// Generates one image per prompt with the pipeline's defaults, in batches.
@@ -106,7 +109,7 @@ pub fn generate_all(
     batch: usize,
     seed: u64,
 ) -> anyhow::Result<Vec<RgbImage>> {
-    let defaults = GenerationOptions::new(Vec::<String>::new());
+    let defaults = pipeline.default_options(Vec::<String>::new());
     Ok(generate_set(pipeline, &defaults, prompts, batch, seed)?.0)
 }
 
@@ -259,6 +262,9 @@ pub fn evaluate_model(
         fid_generated: net.frechet_distance(&fake, &real)?,
         fid_reconstructed: net.frechet_distance(&recon, &real)?,
         seconds_per_image,
+        guidance_scale: pipeline
+            .default_options(Vec::<String>::new())
+            .guidance_scale,
     })
 }
 
@@ -287,6 +293,7 @@ pub fn report_rows(r: &EvalReport) -> Vec<(String, f64)> {
         r.fid_generated / r.fid_reconstructed.max(1e-9),
     ));
     rows.push(("seconds_per_image".into(), r.seconds_per_image));
+    rows.push(("guidance_scale".into(), r.guidance_scale));
     rows
 }
 

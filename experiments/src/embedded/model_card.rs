@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::atomic_file::write_atomic;
+use super::diffusers_export::RECOMMENDED_GENERATION;
 use super::evaluation::{EvalReport, report_rows};
 use super::run::TrainingReport;
 
@@ -118,6 +119,14 @@ pub fn write_model_card(
          usual scale, like projections of LayerNorm'ed inputs. The architecture and tokenizer \
          stay CLIP's, so the folder loads in diffusers unchanged.\n"
     )?;
+    writeln!(
+        s,
+        "**Sampling.** `generation_config.json` recommends guidance scale {} (off) — vq-pipeline \
+         and `vqd` use it unless told otherwise; diffusers ignores the file and uses 5. Guidance \
+         over-saturates a model this small: more blobs of the asked-for colour, worse FID and \
+         fewer fully correct images at every scale above 1 (docs/results.md §4).\n",
+        RECOMMENDED_GENERATION.guidance_scale.unwrap_or(5.0)
+    )?;
     writeln!(s, "## Measured\n")?;
     writeln!(
         s,
@@ -141,7 +150,7 @@ pub fn write_model_card(
         Some(e) => {
             writeln!(
                 s,
-                "\nEvaluation (`evaluate_embedded`, default sampler and guidance, {} single-, {} \
+                "\nEvaluation (`evaluate_embedded`, the diffusers sampler with the model's recommended settings, {} single-, {} \
                  two-object test prompts, {} held-out-split prompts, {} × \"a circle\"):\n",
                 e.settings.single, e.settings.pair, e.settings.held_out, e.settings.diversity
             )?;
