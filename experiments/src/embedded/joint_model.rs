@@ -80,20 +80,15 @@ impl JointModel {
             .collect()
     }
 
-    /// Overwrites every variable from `tensors` (all must be present with the same shapes).
+    /// Overwrites every variable from `tensors` (all must be present with the same shapes;
+    /// other entries, e.g. training state, are ignored).
     pub fn load(&self, tensors: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         let data = self.varmap.data().lock().expect("VarMap lock poisoned");
         for (name, var) in data.iter() {
             let saved = tensors
                 .get(name)
                 .ok_or_else(|| anyhow::anyhow!("checkpoint lacks {name}"))?;
-            anyhow::ensure!(
-                saved.dims() == var.dims(),
-                "checkpoint {name}: shape {:?}, model {:?}",
-                saved.dims(),
-                var.dims()
-            );
-            var.set(&saved.to_dtype(DType::F32)?)?;
+            set_checked(name, var, saved)?;
         }
         Ok(())
     }
@@ -105,13 +100,7 @@ impl JointModel {
             let var = data
                 .get(name)
                 .ok_or_else(|| anyhow::anyhow!("the model has no variable {name}"))?;
-            anyhow::ensure!(
-                saved.dims() == var.dims(),
-                "{name}: shape {:?}, model {:?}",
-                saved.dims(),
-                var.dims()
-            );
-            var.set(&saved.to_dtype(DType::F32)?)?;
+            set_checked(name, var, saved)?;
         }
         Ok(())
     }
@@ -123,6 +112,17 @@ impl JointModel {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
+}
+
+/// `var = saved` (as f32) after checking that the shapes agree.
+fn set_checked(name: &str, var: &Var, saved: &Tensor) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        saved.dims() == var.dims(),
+        "{name}: saved shape {:?}, model {:?}",
+        saved.dims(),
+        var.dims()
+    );
+    Ok(var.set(&saved.to_dtype(DType::F32)?)?)
 }
 
 fn var(varmap: &VarMap, name: &str) -> Var {
