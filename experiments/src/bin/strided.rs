@@ -24,6 +24,10 @@ struct Args {
     /// Output folder.
     #[arg(long, default_value = "results/strided")]
     out: PathBuf,
+    /// Guidance scale of every row (default: the model's recommended setting, its
+    /// `generation_config.json`, else diffusers' 5).
+    #[arg(long)]
+    guidance_scale: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,12 +44,16 @@ fn main() -> anyhow::Result<()> {
             .collect()
     };
     let set = args.study.prompt_set();
+    let mut base = pipeline.default_options(Vec::<String>::new());
+    if let Some(scale) = args.guidance_scale {
+        base = base.guidance_scale(scale);
+    }
     record_settings(
         &args.out,
         "strided",
         &serde_json::json!({
             "model": model.display().to_string(), "T": big_t, "prompts (single, pair)": set.counts(),
-            "steps": steps, "seed": args.study.seed, "guidance_scale": 5.0, "truncation_rate": 1.0,
+            "steps": steps, "seed": args.study.seed, "guidance_scale": base.guidance_scale, "truncation": format!("{:?}", base.truncation),
         }),
     )?;
     let net = FeatureNet::shipped()?;
@@ -65,7 +73,6 @@ fn main() -> anyhow::Result<()> {
         scores.push(score.clone());
         Ok(score)
     };
-    let base = GenerationOptions::new(Vec::<String>::new());
     let full = run(
         format!("full T={big_t}"),
         base.clone().sampler(SamplerChoice::Full),
