@@ -18,7 +18,7 @@ use experiments::sampler_study::{VariantScore, score_images, score_table, score_
 use experiments::variant_study::TrainStudyArgs;
 use experiments::{LineChart, Series, record_settings};
 use vq_codebook::VqModel;
-use vq_pipeline::{GenerationOptions, LoadOptions, SamplerChoice, VqDiffusionPipeline};
+use vq_pipeline::{LoadOptions, SamplerChoice, VqDiffusionPipeline};
 
 #[derive(Parser)]
 #[command(about = "Autoregressive baseline vs VQ-Diffusion at several step counts")]
@@ -28,9 +28,10 @@ struct Args {
     /// Output folder (tables and figures).
     #[arg(long, default_value = "results/ar-baseline")]
     out: PathBuf,
-    /// Guidance scale of both models.
-    #[arg(long, default_value_t = 5.0)]
-    guidance_scale: f64,
+    /// Guidance scale of both models (default: the diffusion model's recommended setting, its
+    /// `generation_config.json`).
+    #[arg(long)]
+    guidance_scale: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,19 +43,24 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|s| *s <= big_t && big_t % s == 0)
         .collect();
-    record_settings(
-        &args.out,
-        "ar_baseline",
-        &serde_json::json!({
-            "base": base, "step_counts": step_counts, "guidance_scale": args.guidance_scale,
-            "scale": scale,
-        }),
-    )?;
     let study = scale.prepare()?;
 
     // VQ-Diffusion at several step counts.
     let model_dir = study.train("VQ-Diffusion", &base)?;
     let pipeline = VqDiffusionPipeline::load(&model_dir, LoadOptions::default())?;
+    let guidance_scale = args.guidance_scale.unwrap_or(
+        pipeline
+            .default_options(Vec::<String>::new())
+            .guidance_scale,
+    );
+    record_settings(
+        &args.out,
+        "ar_baseline",
+        &serde_json::json!({
+            "base": base, "step_counts": step_counts, "guidance_scale": guidance_scale,
+            "scale": scale,
+        }),
+    )?;
     let elbo = pipeline.elbo(
         &study.elbo_prompts,
         &study.elbo_tokens,
@@ -62,8 +68,9 @@ fn main() -> anyhow::Result<()> {
     )?;
     let mut diffusion: Vec<VariantScore> = Vec::new();
     for &s in &step_counts {
-        let options = GenerationOptions::new(Vec::<String>::new())
-            .guidance_scale(args.guidance_scale)
+        let options = pipeline
+            .default_options(Vec::<String>::new())
+            .guidance_scale(guidance_scale)
             .sampler(if s == big_t {
                 SamplerChoice::Full
             } else {
@@ -108,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         let tokens = sample_tokens(
             &trainer.model,
             &ids,
-            args.guidance_scale,
+            guidance_scale,
             &mut SeededNoise::new(i as u64),
         )?;
         images.extend(decode(&vq, &tokens, grid)?);
