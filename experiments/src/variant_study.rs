@@ -107,6 +107,46 @@ impl VariantStudy {
             .join(format!("{kind}-{:016x}", config_hash(config)?)))
     }
 
+    /// The training curve of a variant trained with `config`: column `column` of its
+    /// `log.csv` against the step, averaged over windows of `window` logged rows (the logs are
+    /// noisy: each row is one batch at random timesteps).
+    pub fn learning_curve(
+        &self,
+        config: &EmbeddedConfig,
+        column: &str,
+        window: usize,
+    ) -> anyhow::Result<Vec<(f64, f64)>> {
+        let log = self.variant_dir("diffusion", config)?.join("log.csv");
+        let text = std::fs::read_to_string(&log)
+            .with_context(|| format!("reading the training log {}", log.display()))?;
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let index = header
+            .split(',')
+            .position(|c| c == column)
+            .with_context(|| format!("{}: no column `{column}` in `{header}`", log.display()))?;
+        let rows: Vec<(f64, f64)> = lines
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                Some((
+                    cells.first()?.parse().ok()?,
+                    cells.get(index)?.parse().ok()?,
+                ))
+            })
+            .filter(|(_, v): &(f64, f64)| v.is_finite())
+            .collect();
+        Ok(rows
+            .chunks(window.max(1))
+            .map(|c| {
+                let n = c.len() as f64;
+                (
+                    c.last().map_or(0.0, |r| r.0),
+                    c.iter().map(|r| r.1).sum::<f64>() / n,
+                )
+            })
+            .collect())
+    }
+
     /// Trains `config` (unless a model with exactly this configuration was already trained on
     /// this run's tokens, see [`VariantStudy::variant_dir`]) and returns its exported pipeline
     /// folder.

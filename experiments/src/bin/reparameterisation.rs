@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use discrete_diffusion::Parameterisation;
-use experiments::record_settings;
 use experiments::variant_study::{TrainStudyArgs, write_rows};
+use experiments::{LineChart, Series, record_settings};
 
 #[derive(Parser)]
 #[command(
@@ -53,5 +53,35 @@ fn main() -> anyhow::Result<()> {
         rows.push(study.run(name, *x, config, *parameterisation)?);
     }
     print!("{}", write_rows(&rows, &args.out, "reparameterisation")?);
+    // The variational-bound term is the same quantity for every variant (the auxiliary loss is
+    // not in it), so the curves compare how fast each parameterisation learns the likelihood.
+    let mut series = Vec::new();
+    for (name, _, config, _) in &variants {
+        let points = study.learning_curve(config, "vlb_per_token", 10)?;
+        if !points.is_empty() {
+            series.push(Series {
+                label: (*name).into(),
+                points,
+            });
+        }
+    }
+    if series.is_empty() {
+        println!("no logged training steps (runs shorter than the log interval): no curve figure");
+        return Ok(());
+    }
+    let chart = LineChart {
+        title: format!(
+            "Reparameterisation: training L_vlb ({} steps x {} examples)",
+            base.denoiser.steps, base.denoiser.batch_size
+        ),
+        x_label: "training step".into(),
+        y_label: "L_vlb per token (nats, one random t per example)".into(),
+        series,
+        log_y: true,
+    };
+    println!(
+        "wrote {}",
+        chart.save(&args.out, "reparameterisation")?.display()
+    );
     Ok(())
 }
