@@ -17,6 +17,7 @@ use vq_pipeline::{LoadOptions, SamplerChoice, VqDiffusionPipeline};
 use crate::embedded::EmbeddedConfig;
 use crate::embedded::denoiser_training::DenoiserTrainer;
 use crate::embedded::diffusers_export::export_pipeline;
+use crate::embedded::progress::CsvLog;
 use crate::embedded::run::last_losses;
 use crate::embedded::text_pretraining::initial_text_encoder;
 use crate::embedded::token_cache::{TokenizedData, load_or_encode};
@@ -117,24 +118,7 @@ impl VariantStudy {
         window: usize,
     ) -> anyhow::Result<Vec<(f64, f64)>> {
         let log = self.variant_dir("diffusion", config)?.join("log.csv");
-        let text = std::fs::read_to_string(&log)
-            .with_context(|| format!("reading the training log {}", log.display()))?;
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or_default();
-        let index = header
-            .split(',')
-            .position(|c| c == column)
-            .with_context(|| format!("{}: no column `{column}` in `{header}`", log.display()))?;
-        let rows: Vec<(f64, f64)> = lines
-            .filter_map(|l| {
-                let cells: Vec<&str> = l.split(',').collect();
-                Some((
-                    cells.first()?.parse().ok()?,
-                    cells.get(index)?.parse().ok()?,
-                ))
-            })
-            .filter(|(_, v): &(f64, f64)| v.is_finite())
-            .collect();
+        let rows = CsvLog::read_column(&log, column)?;
         Ok(rows
             .chunks(window.max(1))
             .map(|c| {

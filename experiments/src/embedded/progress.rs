@@ -2,6 +2,7 @@
 //! terminal) and log lines that always reach stderr — through the bar when it is drawn, directly
 //! when it is hidden (`nohup`, CI) — plus CSV loss logs appended in the run folder.
 
+use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -54,5 +55,28 @@ impl CsvLog {
         let mut f = std::fs::OpenOptions::new().append(true).open(&self.path)?;
         writeln!(f, "{row}")?;
         Ok(())
+    }
+
+    /// `(first column, column)` of every row of the log at `path` whose two cells parse as
+    /// finite numbers (the first column of every training log is the step).
+    pub fn read_column(path: &Path, column: &str) -> anyhow::Result<Vec<(f64, f64)>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the training log {}", path.display()))?;
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let index = header
+            .split(',')
+            .position(|c| c == column)
+            .with_context(|| format!("{}: no column `{column}` in `{header}`", path.display()))?;
+        Ok(lines
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                Some((
+                    cells.first()?.parse().ok()?,
+                    cells.get(index)?.parse().ok()?,
+                ))
+            })
+            .filter(|(_, v): &(f64, f64)| v.is_finite())
+            .collect())
     }
 }

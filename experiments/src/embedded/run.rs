@@ -16,6 +16,7 @@ use super::denoiser_training::DenoiserTrainer;
 use super::diffusers_export::{export_pipeline, folder_size};
 use super::evaluation::{EvalSettings, evaluate_model};
 use super::model_card::write_model_card;
+use super::progress::CsvLog;
 use super::text_pretraining::initial_text_encoder;
 use super::token_cache::load_or_encode;
 use super::vq_stage::{VqReport, run_vq_stage, vq_export_dir};
@@ -129,13 +130,7 @@ pub fn run_training(
 
 /// Mean loss of the last (up to) 10 rows of a denoiser `log.csv`.
 pub fn last_losses(log: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(log).ok()?;
-    let values: Vec<f64> = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(1)?.parse().ok())
-        .filter(|v: &f64| v.is_finite())
-        .collect();
-    let tail = &values[values.len().saturating_sub(10)..];
-    (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64)
+    let rows = CsvLog::read_column(log, "loss").ok()?;
+    let tail = &rows[rows.len().saturating_sub(10)..];
+    (!tail.is_empty()).then(|| tail.iter().map(|r| r.1).sum::<f64>() / tail.len() as f64)
 }
