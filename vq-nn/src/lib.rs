@@ -1,0 +1,53 @@
+//! # vq-nn
+//!
+//! What the VQ-Diffusion model crates (`clip-text`, `vq-codebook`, `vq-transformer`) share:
+//!
+//! * **One weight-file reader**, [`WeightFile`]: safetensors and PyTorch checkpoints
+//!   (`torch.save`'s zip format, read by the crate's own bounds-checked zip and pickle readers —
+//!   no code in a checkpoint is ever executed), memory-mapped, indexed up front, tensors copied
+//!   out one at a time.
+//! * **Strict loading**, [`WeightSource`]: a candle `VarBuilder` that names the file and key of
+//!   every missing, mis-shaped or non-float weight, and reports the tensors a model did not use.
+//! * **Weight discovery** in diffusers/transformers folders ([`WeightNames`], [`Variant`]).
+//! * **Devices by name** ([`parse_device`]: `cpu`, `cuda:N`, `metal`), with the cargo feature
+//!   to enable when a device is not compiled in.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use vq_nn::{WeightFile, WeightSource};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("w.safetensors");
+//! let w = Tensor::ones((2, 3), DType::F32, &Device::Cpu)?;
+//! candle_core::safetensors::save(&[("layer.weight", w)].into_iter().collect(), &path)?;
+//!
+//! let source = WeightSource::open(&path)?;
+//! let vb = source.var_builder(DType::F32, &Device::Cpu);
+//! let weight = vb.pp("layer").get((2, 3), "weight")?;
+//! assert_eq!(weight.dims(), &[2, 3]);
+//! // A wrong shape names the file, the key and both shapes:
+//! let err = vb.pp("layer").get((3, 3), "weight").unwrap_err();
+//! assert!(matches!(vq_nn::Error::from_candle(err), Ok(vq_nn::Error::WeightShape { .. })));
+//! source.ensure_all_used(|_| false)?; // every tensor of the file was read
+//! # Ok(())
+//! # }
+//! ```
+
+mod compute_dtype;
+mod device;
+mod error;
+mod pickle;
+mod stored_tensor;
+mod torch_file;
+mod weight_file;
+mod weight_finder;
+mod weight_source;
+mod zip_archive;
+
+pub use compute_dtype::compute_dtype;
+pub use device::{device_name, parse_device};
+pub use error::{Error, Result};
+pub use weight_file::{TensorInfo, WeightFile, WeightFormat};
+pub use weight_finder::{Variant, WeightNames, component_folder};
+pub use weight_source::WeightSource;
