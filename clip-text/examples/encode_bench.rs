@@ -24,7 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t0 = Instant::now();
     let (model, ids, reference) = match &folder {
         Some(dir) => {
-            let model = ClipTextModel::from_folder(&dir.join("text_encoder"), DType::F32, &device)?;
+            let model =
+                ClipTextModel::from_pretrained(dir.join("text_encoder"), DType::F32, &device)?;
             let reference =
                 candle_core::safetensors::load(dir.join("reference.safetensors"), &device)?;
             let ids = reference["input_ids"].clone();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ClipError, Result, read_json, require_file};
+use crate::error::{Error, Result, read_json, require_file};
 
 /// The MLP activation (`hidden_act`), as transformers' `ACT2FN` defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ impl ClipTextConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let value: serde_json::Value = read_json(path)?;
         let text = value.to_string();
-        let config = Self::from_json_str(&text).map_err(|source| ClipError::Json {
+        let config = Self::from_json_str(&text).map_err(|source| Error::Json {
             path: path.to_owned(),
             source,
         })?;
@@ -131,7 +131,7 @@ impl ClipTextConfig {
     }
 
     /// Reads `<folder>/config.json` (a `text_encoder/` folder).
-    pub fn from_folder(folder: &Path) -> Result<Self> {
+    pub fn from_pretrained(folder: &Path) -> Result<Self> {
         Self::from_file(&require_file(folder, "config.json")?)
     }
 
@@ -151,17 +151,17 @@ impl ClipTextConfig {
         ];
         for (name, value) in sizes {
             if value == 0 {
-                return Err(ClipError::Config(format!("{name} must be positive")));
+                return Err(Error::Config(format!("{name} must be positive")));
             }
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(ClipError::Config(format!(
+            return Err(Error::Config(format!(
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             )));
         }
         if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
-            return Err(ClipError::Config(format!(
+            return Err(Error::Config(format!(
                 "layer_norm_eps must be positive, got {}",
                 self.layer_norm_eps
             )));

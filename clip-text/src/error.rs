@@ -1,98 +1,83 @@
-//! Error type of the crate. Every message names what the caller needs to fix it: the folder and
+//! The error type of the crate. Every message names what the caller needs to fix it: the folder and
 //! file that is missing, the weight key with the expected and found shapes, the offending token id.
+//! Weight-file problems come from the shared reader ([`vq_nn::Error`]).
 
 use std::path::PathBuf;
 
-/// Errors of the tokenizer and the text encoder.
+/// Errors of the CLIP tokenizer and text encoder.
 #[derive(Debug, thiserror::Error)]
-pub enum ClipError {
-    /// A required file is not in the folder.
-    #[error("{folder}: missing file {file}")]
+pub enum Error {
+    /// A required file is missing from a folder.
+    #[error("{}: missing file {file}", folder.display())]
     MissingFile {
-        /// The folder that was searched.
+        /// The folder searched.
         folder: PathBuf,
-        /// The file (or alternatives) that was expected there.
+        /// The file(s) expected.
         file: String,
     },
     /// A file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
+        /// The operating system's error.
+        #[source]
         source: std::io::Error,
     },
     /// A JSON file could not be parsed.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{}: invalid JSON: {source}", path.display())]
     Json {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
+        /// The parser's error.
+        #[source]
         source: serde_json::Error,
     },
-    /// A checkpoint file could not be parsed.
-    #[error("{path}: cannot read checkpoint: {source}")]
-    Checkpoint {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: candle_core::Error,
-    },
-    /// A configuration value is not supported or inconsistent.
+    /// The configuration cannot be honoured.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A weight is absent from the checkpoint.
-    #[error("{file}: missing weight {key} (expected shape {expected:?})")]
-    MissingWeight {
-        /// The checkpoint file.
-        file: PathBuf,
-        /// The transformers key.
-        key: String,
-        /// Its shape according to the config.
-        expected: Vec<usize>,
-    },
-    /// A weight has a shape the config does not predict.
-    #[error("{file}: weight {key} has shape {found:?}, config expects {expected:?}")]
-    ShapeMismatch {
-        /// The checkpoint file.
-        file: PathBuf,
-        /// The transformers key.
-        key: String,
-        /// Shape according to `config.json`.
-        expected: Vec<usize>,
-        /// Shape found in the file.
-        found: Vec<usize>,
-    },
-    /// A token id is not below the vocabulary size of the encoder.
+    /// A weight file could not be read or does not fit the configuration.
+    #[error(transparent)]
+    Weights(#[from] vq_nn::Error),
+    /// A token id is outside the vocabulary.
     #[error(
         "token id {id} at batch {batch}, position {position} is out of range (vocab size {vocab_size})"
     )]
     TokenOutOfRange {
         /// The id.
         id: i64,
-        /// Row of the batch.
+        /// Its row.
         batch: usize,
-        /// Position in the sequence.
+        /// Its position.
         position: usize,
-        /// Vocabulary size of the encoder.
+        /// The vocabulary size.
         vocab_size: usize,
     },
-    /// The input ids have an unusable shape (rank, or longer than the position table).
+    /// The input ids have the wrong rank, length or dtype.
     #[error("input ids: {0}")]
     InputShape(String),
-    /// The `tokenizers` library failed (building, loading or encoding).
+    /// The tokenizer files could not be read or used.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     /// A tensor operation failed.
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
 }
 
-/// Result type of this crate.
-pub type Result<T> = std::result::Result<T, ClipError>;
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        match vq_nn::Error::from_candle(e) {
+            Ok(weights) => Error::Weights(weights),
+            Err(e) => Error::Candle(e),
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| ClipError::Io {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
     })
@@ -100,7 +85,7 @@ pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String> {
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
     let text = read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|source| ClipError::Json {
+    serde_json::from_str(&text).map_err(|source| Error::Json {
         path: path.to_owned(),
         source,
     })
@@ -111,7 +96,7 @@ pub(crate) fn require_file(folder: &std::path::Path, file: &str) -> Result<PathB
     if path.is_file() {
         Ok(path)
     } else {
-        Err(ClipError::MissingFile {
+        Err(Error::MissingFile {
             folder: folder.to_owned(),
             file: file.to_owned(),
         })

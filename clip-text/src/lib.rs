@@ -5,16 +5,16 @@
 //!
 //! ```no_run
 //! use candle_core::{DType, Device};
-//! use clip_text::{ClipTextModel, ClipTokenizer, l2_normalize_tokens};
+//! use clip_text::{ClipTextModel, ClipTokenizer, l2_normalise_tokens};
 //!
 //! # fn main() -> clip_text::Result<()> {
 //! let snapshot = std::path::Path::new("vq-diffusion-ithq");
-//! let tokenizer = ClipTokenizer::from_folder(&snapshot.join("tokenizer"))?;
-//! let encoder = ClipTextModel::from_folder(&snapshot.join("text_encoder"), DType::F32, &Device::Cpu)?;
+//! let tokenizer = ClipTokenizer::from_pretrained(&snapshot.join("tokenizer"))?;
+//! let encoder = ClipTextModel::from_pretrained(&snapshot.join("text_encoder"), DType::F32, &Device::Cpu)?;
 //! let batch = tokenizer.encode_batch(&["A teddy bear playing in the pool.", ""])?;
 //! let ids = batch.to_tensor(&Device::Cpu)?; // (2, 77) u32
 //! let hidden = encoder.forward(&ids)?; // (2, 77, 512), last_hidden_state
-//! let cond = l2_normalize_tokens(&hidden)?; // what the transformer is conditioned on
+//! let cond = l2_normalise_tokens(&hidden)?; // what the transformer is conditioned on
 //! # let _ = cond;
 //! # Ok(())
 //! # }
@@ -31,7 +31,7 @@ mod error;
 mod layer_norm;
 mod linear;
 mod mlp;
-mod normalize;
+mod normalise;
 mod text_cleaning;
 mod text_model;
 mod tokenizer;
@@ -41,16 +41,13 @@ pub use attention::{ClipAttention, causal_mask, softmax_last_dim};
 pub use config::{Activation, ClipTextConfig};
 pub use embeddings::ClipTextEmbeddings;
 pub use encoder_layer::ClipEncoderLayer;
-pub use error::{ClipError, Result};
+pub use error::{Error, Result};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::{ClipMlp, activate};
-pub use normalize::l2_normalize_tokens;
+pub use normalise::l2_normalise_tokens;
 pub use text_cleaning::{TextCleaning, ftfy_fix_text, whitespace_clean};
-pub use text_model::{ClipTextModel, compute_dtype};
+pub use text_model::ClipTextModel;
 pub use tokenizer::{
     ClipTokenizer, EncodedBatch, EncodedPrompt, SpecialTokens, Truncated, Truncation,
-};
-pub use weights::{
-    CHECKPOINT_NAMES, add_text_model_prefix, check_weights, find_checkpoint, read_checkpoint,
 };

@@ -1,6 +1,6 @@
 //! The CLIP text transformer, transformers' `CLIPTextModel` / `CLIPTextTransformer`:
 //! `final_layer_norm(encoder(embeddings(ids), causal_mask))` = `last_hidden_state`, the output the
-//! VQ-Diffusion pipeline consumes (`vq-diffusion-reference.md` §1.3). The pooled output and the
+//! VQ-Diffusion pipeline consumes (docs/reference-behaviour.md §1.3). The pooled output and the
 //! text projection are not computed.
 //!
 //! Built from a `VarBuilder`: a checkpoint (frozen, fused inference kernels) or a
@@ -15,10 +15,10 @@ use crate::attention::causal_mask;
 use crate::config::ClipTextConfig;
 use crate::embeddings::ClipTextEmbeddings;
 use crate::encoder_layer::ClipEncoderLayer;
-use crate::error::{ClipError, Result};
+use crate::error::{Error, Result};
 use crate::layer_norm::LayerNorm;
-use crate::normalize::l2_normalize_tokens;
-use crate::weights::{checked_var_builder, find_checkpoint};
+use crate::normalise::l2_normalise_tokens;
+use crate::weights::{ignorable, weight_source};
 
 /// The CLIP text tower (`text_model.*` keys).
 #[derive(Debug, Clone)]
@@ -29,16 +29,6 @@ pub struct ClipTextModel {
     config: ClipTextConfig,
     dtype: DType,
     device: Device,
-}
-
-/// The dtype the encoder computes in: half precision is kept on accelerators, while on the CPU
-/// f16/bf16 weights are converted to f32 when loaded (candle's CPU bf16 matmul fails and f16 is
-/// not faster, `rust-stack.md` §4.4).
-pub fn compute_dtype(requested: DType, device: &Device) -> DType {
-    match (requested, device) {
-        (DType::F16 | DType::BF16, Device::Cpu) => DType::F32,
-        (dtype, _) => dtype,
-    }
 }
 
 impl ClipTextModel {
@@ -69,25 +59,36 @@ impl ClipTextModel {
         })
     }
 
-    /// Loads a `text_encoder/` folder: `config.json` plus `model.safetensors` or
-    /// `pytorch_model.bin` (f32, f16 or bf16 on disk), converted to `dtype` (see
-    /// [`compute_dtype`]: f32 on the CPU).
-    pub fn from_folder(folder: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let config = ClipTextConfig::from_folder(folder)?;
-        let checkpoint = find_checkpoint(folder)?;
-        Self::from_checkpoint(&checkpoint, &config, dtype, device)
+    /// Loads a `text_encoder/` folder (or a pipeline root holding one): `config.json` plus
+    /// `model.safetensors` or `pytorch_model.bin` (f32, f16 or bf16 on disk), stored as `dtype`
+    /// and computed in [`vq_nn::compute_dtype`] (f32 on the CPU).
+    pub fn from_pretrained(
+        folder: impl AsRef<Path>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let folder = vq_nn::component_folder(folder.as_ref(), "text_encoder", "config.json");
+        let config = ClipTextConfig::from_pretrained(&folder)?;
+        let weights = vq_nn::WeightNames::TRANSFORMERS.find(&folder, vq_nn::Variant::Default)?;
+        Self::from_weights(&config, weights, dtype, device)
     }
 
-    /// Loads the weights of one checkpoint file for a given config.
-    pub fn from_checkpoint(
-        path: &Path,
+    /// Loads the weights of one checkpoint file for `config`. Strict: a missing, mis-shaped or
+    /// non-float weight and any unused `text_model.*` tensor are errors naming the key.
+    pub fn from_weights(
         config: &ClipTextConfig,
+        weights: impl AsRef<Path>,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
         config.validate()?;
-        let vb = checked_var_builder(path, config, compute_dtype(dtype, device), device)?;
-        Self::new(vb, config)
+        let source = weight_source(weights.as_ref())?;
+        let model = Self::new(
+            source.var_builder(vq_nn::compute_dtype(dtype, device), device),
+            config,
+        )?;
+        source.ensure_all_used(ignorable)?;
+        Ok(model)
     }
 
     /// The configuration.
@@ -109,16 +110,16 @@ impl ClipTextModel {
     /// `0..vocab_size`. Returns the ids as a `u32` tensor on the model's device.
     pub fn check_ids(&self, ids: &Tensor) -> Result<Tensor> {
         let (batch, seq) = ids.dims2().map_err(|_| {
-            ClipError::InputShape(format!("expected (batch, seq), got {:?}", ids.dims()))
+            Error::InputShape(format!("expected (batch, seq), got {:?}", ids.dims()))
         })?;
         if seq == 0 || seq > self.config.max_position_embeddings {
-            return Err(ClipError::InputShape(format!(
+            return Err(Error::InputShape(format!(
                 "sequence length {seq} is not in 1..={}",
                 self.config.max_position_embeddings
             )));
         }
         if !ids.dtype().is_int() {
-            return Err(ClipError::InputShape(format!(
+            return Err(Error::InputShape(format!(
                 "ids must be integers, got {:?}",
                 ids.dtype()
             )));
@@ -127,7 +128,7 @@ impl ClipTextModel {
         for (b, row) in values.iter().enumerate() {
             for (position, &id) in row.iter().enumerate() {
                 if id < 0 || id as usize >= self.config.vocab_size {
-                    return Err(ClipError::TokenOutOfRange {
+                    return Err(Error::TokenOutOfRange {
                         id,
                         batch: b,
                         position,
@@ -154,8 +155,8 @@ impl ClipTextModel {
     }
 
     /// `forward` followed by the per-token L2 normalisation of the pipeline
-    /// ([`l2_normalize_tokens`]).
-    pub fn encode_normalized(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(l2_normalize_tokens(&self.forward(ids)?)?)
+    /// ([`l2_normalise_tokens`]).
+    pub fn encode_normalised(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(l2_normalise_tokens(&self.forward(ids)?)?)
     }
 }

@@ -33,7 +33,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, AddedVocabulary, SplitDelimiterBehavior, Tokenizer};
 
-use crate::error::{ClipError, Result, read_json, require_file};
+use crate::error::{Error, Result, read_json, require_file};
 use crate::text_cleaning::TextCleaning;
 
 /// CLIP's pre-tokenisation regex (transformers' `CLIPTokenizer`, OpenAI's `SimpleTokenizer`).
@@ -89,7 +89,7 @@ fn token_field(value: &serde_json::Value, key: &str) -> Option<String> {
 
 impl SpecialTokens {
     /// Reads `tokenizer_config.json` then `special_tokens_map.json` (both optional) from `folder`.
-    pub fn from_folder(folder: &Path) -> Result<Self> {
+    pub fn from_pretrained(folder: &Path) -> Result<Self> {
         let mut tokens = Self::default();
         for file in ["tokenizer_config.json", "special_tokens_map.json"] {
             let path = folder.join(file);
@@ -179,29 +179,28 @@ pub struct ClipTokenizer {
     pad_id: u32,
     truncation: Truncation,
     cleaning: TextCleaning,
-    warn: bool,
 }
 
-fn tok_err(e: impl std::fmt::Display) -> ClipError {
-    ClipError::Tokenizer(e.to_string())
+fn tok_err(e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(e.to_string())
 }
 
 impl ClipTokenizer {
     /// Loads a `tokenizer/` folder: `tokenizer.json` if present, else `vocab.json` + `merges.txt`;
     /// special tokens from `tokenizer_config.json` / `special_tokens_map.json`.
-    pub fn from_folder(folder: &Path) -> Result<Self> {
+    pub fn from_pretrained(folder: &Path) -> Result<Self> {
         if !folder.is_dir() {
-            return Err(ClipError::MissingFile {
+            return Err(Error::MissingFile {
                 folder: folder.to_owned(),
                 file: "(the folder itself)".into(),
             });
         }
-        let special = SpecialTokens::from_folder(folder)?;
+        let special = SpecialTokens::from_pretrained(folder)?;
         let json = folder.join("tokenizer.json");
         if json.is_file() {
             Self::from_tokenizer_json(&json, special)
         } else {
-            let vocab = require_file(folder, "vocab.json").map_err(|_| ClipError::MissingFile {
+            let vocab = require_file(folder, "vocab.json").map_err(|_| Error::MissingFile {
                 folder: folder.to_owned(),
                 file: "tokenizer.json or vocab.json".into(),
             })?;
@@ -214,7 +213,7 @@ impl ClipTokenizer {
     /// special tokens, as transformers does when it wraps the file.
     pub fn from_tokenizer_json(path: &Path, special: SpecialTokens) -> Result<Self> {
         let inner = Tokenizer::from_file(path)
-            .map_err(|e| ClipError::Tokenizer(format!("{}: {e}", path.display())))?;
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         Self::finish(inner, special)
     }
 
@@ -229,7 +228,7 @@ impl ClipTokenizer {
             .fuse_unk(false)
             .build()
             .map_err(|e| {
-                ClipError::Tokenizer(format!("{} + {}: {e}", vocab.display(), merges.display()))
+                Error::Tokenizer(format!("{} + {}: {e}", vocab.display(), merges.display()))
             })?;
         let mut inner = Tokenizer::new(bpe);
         let normalizer = NormalizerSequence::new(vec![
@@ -265,7 +264,7 @@ impl ClipTokenizer {
         inner.add_special_tokens(added).map_err(tok_err)?;
         let id = |token: &str| {
             inner.token_to_id(token).ok_or_else(|| {
-                ClipError::Tokenizer(format!("special token {token:?} is not in the vocabulary"))
+                Error::Tokenizer(format!("special token {token:?} is not in the vocabulary"))
             })
         };
         let (bos_id, eos_id, pad_id) = (id(&special.bos)?, id(&special.eos)?, id(&special.pad)?);
@@ -275,7 +274,7 @@ impl ClipTokenizer {
                 .add_prefix_space(false),
         ));
         if special.max_length < 2 {
-            return Err(ClipError::Config(format!(
+            return Err(Error::Config(format!(
                 "model_max_length {} leaves no room for <|startoftext|> and <|endoftext|>",
                 special.max_length
             )));
@@ -289,7 +288,6 @@ impl ClipTokenizer {
             pad_id,
             truncation: Truncation::default(),
             cleaning: TextCleaning::default(),
-            warn: true,
         })
     }
 
@@ -319,13 +317,6 @@ impl ClipTokenizer {
     /// The text clean-up in use.
     pub fn cleaning(&self) -> TextCleaning {
         self.cleaning
-    }
-
-    /// Turns the stderr warning on truncation on or off (the [`Truncated`] record is always
-    /// returned).
-    pub fn with_truncation_warning(mut self, warn: bool) -> Self {
-        self.warn = warn;
-        self
     }
 
     /// The truncation rule.
@@ -406,12 +397,6 @@ impl ClipTokenizer {
                 }
             };
             let dropped_text = self.decode(&dropped_ids, true)?;
-            if self.warn {
-                eprintln!(
-                    "clip-text: the following part of your input was truncated because CLIP can only \
-                     handle sequences up to {max} tokens: {dropped_text:?}"
-                );
-            }
             truncated = Some(Truncated {
                 untruncated_len,
                 dropped_ids,

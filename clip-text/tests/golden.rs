@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use clip_text::{ClipTextModel, ClipTokenizer, TextCleaning, Truncation, l2_normalize_tokens};
+use clip_text::{ClipTextModel, ClipTokenizer, TextCleaning, Truncation, l2_normalise_tokens};
 use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, json, materialize_pipeline};
 use serde_json::Value;
 
@@ -20,9 +20,7 @@ fn ids_of(value: &Value) -> Vec<u32> {
 }
 
 fn tokenizer() -> ClipTokenizer {
-    ClipTokenizer::from_folder(&fixtures_dir().join("tokenizer"))
-        .unwrap()
-        .with_truncation_warning(false)
+    ClipTokenizer::from_pretrained(&fixtures_dir().join("tokenizer")).unwrap()
 }
 
 fn cases() -> Vec<Value> {
@@ -103,9 +101,7 @@ fn tokenizer_json_layout_gives_the_same_ids() {
         dir.join("tokenizer_config.json"),
     )
     .unwrap();
-    let tok = ClipTokenizer::from_folder(&dir)
-        .unwrap()
-        .with_truncation_warning(false);
+    let tok = ClipTokenizer::from_pretrained(&dir).unwrap();
     check_cases(&tok, "tokenizer.json");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -208,9 +204,9 @@ fn pipeline_check(name: &str) {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    let tok = ClipTokenizer::from_folder(&dir.join("tokenizer")).unwrap();
+    let tok = ClipTokenizer::from_pretrained(&dir.join("tokenizer")).unwrap();
     let model =
-        ClipTextModel::from_folder(&dir.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
+        ClipTextModel::from_pretrained(dir.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
 
     for (prefix, texts) in [("text", prompts.clone()), ("text.empty", vec![""])] {
         let batch = tok.encode_batch(&texts).unwrap();
@@ -242,7 +238,7 @@ fn pipeline_check(name: &str) {
         );
         assert_close(
             &format!("{name} {prefix}.prompt_embeds"),
-            &flat(&l2_normalize_tokens(&hidden).unwrap()),
+            &flat(&l2_normalise_tokens(&hidden).unwrap()),
             &reference.f32s(&format!("{prefix}.prompt_embeds")).unwrap(),
             1e-4,
         );

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap};
-use clip_text::{Activation, ClipError, ClipTextConfig, ClipTextModel, l2_normalize_tokens};
+use clip_text::{Activation, ClipTextConfig, ClipTextModel, Error, l2_normalise_tokens};
 
 fn tiny_config() -> ClipTextConfig {
     ClipTextConfig {
@@ -118,7 +118,7 @@ fn safetensors_round_trip_matches_the_training_path() -> anyhow_free::Result {
     let dir = temp_dir("roundtrip");
     varmap.save(dir.join("model.safetensors"))?;
     std::fs::write(dir.join("config.json"), serde_json::to_string(&config)?)?;
-    let loaded = ClipTextModel::from_folder(&dir, DType::F32, &device)?;
+    let loaded = ClipTextModel::from_pretrained(&dir, DType::F32, &device)?;
     let ids = ids(&device);
     let a = trained.forward(&ids)?; // composite LayerNorm and softmax
     let b = loaded.forward(&ids)?; // fused kernels
@@ -139,13 +139,13 @@ fn safetensors_round_trip_matches_the_training_path() -> anyhow_free::Result {
         )])
         .collect();
     candle_core::safetensors::save(&half, dir.join("model.safetensors"))?;
-    let from_half = ClipTextModel::from_folder(&dir, DType::F16, &device)?;
+    let from_half = ClipTextModel::from_pretrained(&dir, DType::F16, &device)?;
     assert_eq!(from_half.dtype(), DType::F32);
     let c = from_half.forward(&ids)?;
     let diff = (c - &b)?.abs()?.max_all()?.to_scalar::<f32>()?;
     assert!(diff < 2e-2, "f16 weights: {diff}");
 
-    let normed = l2_normalize_tokens(&b)?;
+    let normed = l2_normalise_tokens(&b)?;
     let norms = normed.sqr()?.sum(2)?.flatten_all()?.to_vec1::<f32>()?;
     assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
     std::fs::remove_dir_all(dir)?;
@@ -159,16 +159,20 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
     let dir = temp_dir("errors");
     std::fs::write(dir.join("config.json"), serde_json::to_string(&config)?)?;
 
-    let err = ClipTextModel::from_folder(&dir, DType::F32, &device).unwrap_err();
+    let err = ClipTextModel::from_pretrained(&dir, DType::F32, &device).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, ClipError::MissingFile { .. }), "{msg}");
     assert!(
-        msg.contains("model.safetensors or pytorch_model.bin")
+        matches!(err, Error::Weights(vq_nn::Error::MissingWeightFile { .. })),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("model.safetensors, pytorch_model.bin")
             && msg.contains(&*dir.to_string_lossy()),
         "{msg}"
     );
 
-    let missing = ClipTextModel::from_folder(&dir.join("nope"), DType::F32, &device).unwrap_err();
+    let missing =
+        ClipTextModel::from_pretrained(dir.join("nope"), DType::F32, &device).unwrap_err();
     assert!(missing.to_string().contains("config.json"), "{missing}");
 
     // Checkpoint made for a wider model.
@@ -177,7 +181,7 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
     let varmap = VarMap::new();
     ClipTextModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), &wide)?;
     varmap.save(dir.join("model.safetensors"))?;
-    let err = ClipTextModel::from_folder(&dir, DType::F32, &device).unwrap_err();
+    let err = ClipTextModel::from_pretrained(&dir, DType::F32, &device).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("text_model.encoder.layers.0.mlp.fc1.weight")
@@ -195,7 +199,7 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
         .collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     let msg =
-        ClipTextModel::from_checkpoint(&dir.join("model.safetensors"), &wide, DType::F32, &device)
+        ClipTextModel::from_weights(&wide, dir.join("model.safetensors"), DType::F32, &device)
             .unwrap_err()
             .to_string();
     assert!(
@@ -214,7 +218,7 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
     assert!(
         matches!(
             err,
-            ClipError::TokenOutOfRange {
+            Error::TokenOutOfRange {
                 id: 50,
                 position: 1,
                 ..
@@ -225,12 +229,12 @@ fn errors_name_the_folder_file_key_and_shapes() -> anyhow_free::Result {
     let negative = Tensor::new(&[[1i64, -3]], &device)?;
     assert!(matches!(
         model.forward(&negative).unwrap_err(),
-        ClipError::TokenOutOfRange { id: -3, .. }
+        Error::TokenOutOfRange { id: -3, .. }
     ));
     let long = Tensor::zeros((1, 10), DType::U32, &device)?;
     assert!(matches!(
         model.forward(&long).unwrap_err(),
-        ClipError::InputShape(_)
+        Error::InputShape(_)
     ));
     std::fs::remove_dir_all(dir)?;
     Ok(())

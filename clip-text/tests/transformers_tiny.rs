@@ -11,7 +11,7 @@ fn check(name: &str, atol: f32) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let reference =
         candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
-    let model = ClipTextModel::from_folder(&dir.join(name), DType::F32, &Device::Cpu).unwrap();
+    let model = ClipTextModel::from_pretrained(dir.join(name), DType::F32, &Device::Cpu).unwrap();
     let hidden = model
         .forward(&reference[&format!("{name}.input_ids")])
         .unwrap();

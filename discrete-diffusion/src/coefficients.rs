@@ -86,6 +86,23 @@ impl Timesteps {
         }
     }
 
+    /// The timesteps as a slice (length 1 when shared).
+    pub fn as_slice(&self) -> &[usize] {
+        match self {
+            Timesteps::Shared(t) => std::slice::from_ref(t),
+            Timesteps::PerSample(ts) => ts,
+        }
+    }
+
+    /// Repeats per-sample timesteps `times` times along the batch (e.g. the guided batch
+    /// `[uncond; cond]`); a shared timestep is returned unchanged.
+    pub fn repeat_batch(&self, times: usize) -> Self {
+        match self {
+            Timesteps::Shared(t) => Timesteps::Shared(*t),
+            Timesteps::PerSample(ts) => Timesteps::PerSample(ts.repeat(times)),
+        }
+    }
+
     /// All distinct values, for validation.
     pub fn values(&self) -> Vec<usize> {
         match self {
@@ -123,6 +140,12 @@ impl From<Vec<usize>> for Timesteps {
 impl From<&[usize]> for Timesteps {
     fn from(v: &[usize]) -> Self {
         Timesteps::PerSample(v.to_vec())
+    }
+}
+
+impl From<&Timesteps> for Timesteps {
+    fn from(t: &Timesteps) -> Self {
+        t.clone()
     }
 }
 

@@ -53,7 +53,10 @@ pub enum Error {
     NotFinite(&'static str),
     /// A [`crate::Denoiser`] implementation (a model crate) failed.
     #[error("denoiser: {0}")]
-    Model(Box<dyn std::error::Error + Send + Sync>),
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The sampling loop was stopped by its step callback.
+    #[error("cancelled by the step callback")]
+    Cancelled,
     /// Reading or parsing a configuration file failed.
     #[error("{path}: {message}")]
     Config {

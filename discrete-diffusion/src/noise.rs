@@ -3,17 +3,19 @@
 //! `x = argmax_c (logits[c] + G[c])`, `G = -ln(-ln U)`, `U ~ U(0, 1)`, samples from
 //! `softmax(logits)` (the reference's `log_sample_categorical` / scheduler `step`).
 //!
-//! * [`SeededNoise`] (the default) draws f64 uniforms from seeded RNG streams and forms the
-//!   Gumbel noise in f64 before rounding to f32: f32 uniforms cap `G` at ≈16.6 and truncate the upper
-//!   tail, which acts like a slightly lower sampling temperature.
+//! * [`SeededNoise`] (the default) draws f64 uniforms from seeded ChaCha12 streams (the
+//!   `rand_chacha` generator, a fixed, documented algorithm, so a seed means the same noise on
+//!   every platform and every release of the project's dependencies) and forms the Gumbel noise
+//!   in f64 before rounding to f32: f32 uniforms cap `G` at ≈16.6 and truncate the upper tail,
+//!   which acts like a slightly lower sampling temperature.
 //! * [`ReplayNoise`] replays a recorded stream of f32 uniforms and applies the reference's exact
 //!   f32 formula `-ln(-ln(U + 1e-30) + 1e-30)`, consuming `numel` uniforms per call in C order,
 //!   as diffusers' `gumbel_noised` does — so a run can be replayed against diffusers token for
 //!   token.
 
 use candle_core::{Device, Tensor};
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 
 use crate::{Error, Result};
 
@@ -23,6 +25,10 @@ pub trait NoiseSource {
     fn gumbel(&mut self, shape: &[usize], device: &Device) -> Result<Tensor>;
     /// `n` uniforms in `(0, 1)` (for the random choices that are not Gumbel-max).
     fn uniform(&mut self, n: usize) -> Result<Vec<f64>>;
+    /// The seed that determines this noise, when there is one (recorded with results).
+    fn seed(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Seeded f64 noise: the same seed gives the same samples, bit for bit, on any machine and
@@ -32,13 +38,13 @@ pub trait NoiseSource {
 pub struct SeededNoise {
     seed: u64,
     calls: u64,
-    rng: StdRng,
+    rng: ChaCha12Rng,
 }
 
 /// Elements per independently seeded chunk of Gumbel noise.
 const CHUNK: usize = 1 << 16;
 
-fn open_uniform(rng: &mut StdRng) -> f64 {
+fn open_uniform(rng: &mut ChaCha12Rng) -> f64 {
     loop {
         let u: f64 = rng.random();
         if u > 0.0 {
@@ -51,7 +57,7 @@ fn gumbel_chunk(seed: u64, call: u64, chunk: usize, out: &mut [f32]) {
     let stream = seed
         ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ (chunk as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let mut rng = StdRng::seed_from_u64(stream);
+    let mut rng = ChaCha12Rng::seed_from_u64(stream);
     for g in out {
         *g = (-(-open_uniform(&mut rng).ln()).ln()) as f32;
     }
@@ -63,7 +69,7 @@ impl SeededNoise {
         Self {
             seed,
             calls: 0,
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha12Rng::seed_from_u64(seed),
         }
     }
 }
@@ -102,6 +108,10 @@ impl NoiseSource for SeededNoise {
 
     fn uniform(&mut self, n: usize) -> Result<Vec<f64>> {
         Ok((0..n).map(|_| open_uniform(&mut self.rng)).collect())
+    }
+
+    fn seed(&self) -> Option<u64> {
+        Some(self.seed)
     }
 }
 

@@ -13,8 +13,8 @@
 //! reference point for ELBOs and a way to test samplers without training.
 
 use candle_core::{Device, Tensor};
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng as StdRng;
 
 use crate::{Denoiser, Result, Transition};
 

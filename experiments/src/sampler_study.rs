@@ -103,8 +103,8 @@ pub fn generate_set(
         let mut options = template.clone();
         options.prompts = chunk.to_vec();
         options.num_images_per_prompt = 1;
-        options.seed = seed + i as u64;
-        let out = pipeline.generate(&options, &mut SeededNoise::new(options.seed), |_| Ok(()))?;
+        let out =
+            pipeline.generate(&options, &mut SeededNoise::new(seed + i as u64), |_| Ok(()))?;
         calls = out.model_calls;
         images.extend(out.images);
     }

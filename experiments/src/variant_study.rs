@@ -71,7 +71,11 @@ impl VariantStudy {
         prompts: usize,
     ) -> anyhow::Result<Self> {
         run_vq_stage(base, run_dir)?;
-        let vq = VqModel::load(vq_export_dir(run_dir))?;
+        let vq = VqModel::from_pretrained(
+            vq_export_dir(run_dir),
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )?;
         let world = World::default();
         let data = load_or_encode(
             &run_dir.join("tokens.safetensors"),
@@ -169,7 +173,7 @@ impl VariantStudy {
         parameterisation: Parameterisation,
     ) -> anyhow::Result<VariantRow> {
         let model_dir = self.train(name, config)?;
-        let pipeline = VqDiffusionPipeline::load(
+        let pipeline = VqDiffusionPipeline::from_pretrained(
             &model_dir,
             LoadOptions {
                 parameterisation,

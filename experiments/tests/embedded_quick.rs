@@ -51,7 +51,7 @@ fn quick_recipe_trains_resumes_exports_and_generates() -> anyhow::Result<()> {
         assert!(paths.out_dir.join(file).is_file(), "missing {file}");
     }
 
-    let pipeline = VqDiffusionPipeline::load(&paths.out_dir, LoadOptions::default())?;
+    let pipeline = VqDiffusionPipeline::from_pretrained(&paths.out_dir, LoadOptions::default())?;
     assert!(pipeline.has_learned_null());
     let options = GenerationOptions::new(["a red circle in the top left"]);
     let out = pipeline.generate(&options, &mut SeededNoise::new(0), |_| Ok(()))?;

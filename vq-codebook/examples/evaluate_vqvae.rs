@@ -4,7 +4,7 @@
 //! `cargo run --release -p vq-codebook --example evaluate_vqvae -- MODEL_DIR IMAGES_DIR`
 
 use anyhow::bail;
-use vq_codebook::image_io::load_folder;
+use vq_codebook::load_folder;
 use vq_codebook::{VqModel, evaluate};
 
 fn main() -> anyhow::Result<()> {
@@ -12,7 +12,8 @@ fn main() -> anyhow::Result<()> {
     let (Some(model), Some(images)) = (args.get(1), args.get(2)) else {
         bail!("usage: evaluate_vqvae MODEL_DIR IMAGES_DIR");
     };
-    let model = VqModel::load(model)?;
+    let model =
+        VqModel::from_pretrained(model, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let data = load_folder(images)?;
     let report = evaluate(&model, &data, 16)?;
     println!(

@@ -10,9 +10,9 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use vq_codebook::image_io::load_folder;
-use vq_codebook::synthetic::synthetic_images;
-use vq_codebook::training::checkpoint_path;
+use vq_codebook::checkpoint_path;
+use vq_codebook::load_folder;
+use vq_codebook::synthetic_images;
 use vq_codebook::{
     CodebookUpdate, DownBlockType, TrainConfig, Trainer, UpBlockType, VqModelConfig, evaluate,
 };
@@ -116,7 +116,12 @@ fn main() -> anyhow::Result<()> {
         ..TrainConfig::default()
     };
     let checkpoint = checkpoint_path(&args.run_dir);
-    let mut trainer = Trainer::resume_or_new(&model_config, &train, &checkpoint)?;
+    let mut trainer = Trainer::resume_or_new(
+        &model_config,
+        &train,
+        &checkpoint,
+        &candle_core::Device::Cpu,
+    )?;
     eprintln!(
         "{} images {:?}; {} at step {} of {}; checkpoint {}",
         data.dim(0)?,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// A tensor operation failed inside candle.
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
 
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
@@ -41,46 +41,12 @@ pub enum Error {
     },
 
     /// No weight file was found.
-    #[error("no weight file at {path} (looked for {looked_for})")]
-    MissingWeightFile {
-        /// Where we looked.
-        path: PathBuf,
-        /// The file names tried.
-        looked_for: String,
-    },
+    /// A weight file could not be read or does not fit the configuration (missing or
+    /// mis-shaped keys, unused tensors, non-float dtypes), from the shared reader.
+    #[error(transparent)]
+    Weights(#[from] vq_nn::Error),
 
-    /// A weight file exists but cannot be read.
-    #[error("{path}: cannot read weights: {message}")]
-    WeightFile {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-
-    /// A weight file lacks a tensor the model needs.
-    #[error("{file}: missing weight `{key}`", file = display_file(file))]
-    MissingWeight {
-        /// The full state-dict key.
-        key: String,
-        /// The weight file, when known.
-        file: Option<PathBuf>,
-    },
-
-    /// A weight has a different shape from the one the config implies.
-    #[error("{file}: weight `{key}` has shape {found:?}, the config implies {expected:?}", file = display_file(file))]
-    WeightShape {
-        /// The full state-dict key.
-        key: String,
-        /// The shape the config implies.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
-        /// The weight file, when known.
-        file: Option<PathBuf>,
-    },
-
-    /// Image height/width are not multiples of the model's downsampling factor.
+    /// An image's size is not a multiple of the downsampling factor.
     #[error(
         "image size {height}x{width} is not a multiple of the downsampling factor {factor} \
          (the encoder has {factor}x fewer tokens per side; pad or crop to a multiple of {factor})"
@@ -155,36 +121,14 @@ pub enum Error {
     Training(String),
 }
 
-fn display_file(file: &Option<PathBuf>) -> String {
-    match file {
-        Some(path) => path.display().to_string(),
-        None => "<weights>".to_string(),
-    }
-}
-
-impl Error {
-    /// Attaches the weight file to weight errors that do not name one yet.
-    pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
-        match self {
-            Error::MissingWeight { key, file: None } => Error::MissingWeight {
-                key,
-                file: Some(path.to_path_buf()),
-            },
-            Error::WeightShape {
-                key,
-                expected,
-                found,
-                file: None,
-            } => Error::WeightShape {
-                key,
-                expected,
-                found,
-                file: Some(path.to_path_buf()),
-            },
-            other => other,
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        match vq_nn::Error::from_candle(e) {
+            Ok(weights) => Error::Weights(weights),
+            Err(e) => Error::Candle(e),
         }
     }
 }
 
-/// Result type of the crate.
+/// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;

@@ -11,8 +11,8 @@
 //!   current `to_q/to_k/to_v/to_out.0` keys and the hub file's legacy `query/key/value/proj_attn`.
 //! * Weights: safetensors (memory-mapped) or PyTorch `.bin`, f32/f16/bf16, computed in f32.
 //! * [`VqModel::encode`] (images → tokens), [`VqModel::decode_tokens`] (tokens → images, the
-//!   pipeline's path), [`VqModel::codebook_entry`], and [`image_io`] for PNG ⇄ tensor with
-//!   diffusers' scaling and rounding.
+//!   pipeline's path), [`VqModel::codebook_entry`], and [`load_image`] / [`save_png`] for PNG ⇄
+//!   tensor with diffusers' scaling and rounding (host tensors).
 //! * [`Trainer`]: straight-through estimator, commitment/codebook losses (β, diffusers' `legacy`
 //!   flag), EMA codebook (default) or gradient codebook, dead-code restarts, usage statistics,
 //!   atomic resumable checkpoints.
@@ -26,7 +26,7 @@
 //! use vq_codebook::{DownBlockType, UpBlockType, VqModel, VqModelConfig};
 //!
 //! # fn main() -> vq_codebook::Result<()> {
-//! // A tiny model with random weights (load real ones with `VqModel::load(dir)`).
+//! // A tiny model with random weights (load real ones with `VqModel::from_pretrained`).
 //! let config = VqModelConfig {
 //!     block_out_channels: vec![8, 16],
 //!     down_block_types: vec![DownBlockType::DownEncoderBlock2D, DownBlockType::AttnDownEncoderBlock2D],
@@ -49,39 +49,53 @@
 //! # }
 //! ```
 
-pub mod attention_block;
-pub mod checkpoint;
-pub mod codebook_usage;
-pub mod config;
-pub mod decoder;
-pub mod down_block;
-pub mod downsample;
-pub mod ema_codebook;
-pub mod encoder;
-pub mod error;
-pub mod image_io;
-pub mod init;
-pub mod mid_block;
-pub mod reconstruction_loss;
-pub mod resnet_block;
-pub mod synthetic;
-pub mod training;
-pub mod up_block;
-pub mod upsample;
-pub mod vector_quantizer;
-pub mod vq_model;
+mod attention_block;
+mod checkpoint;
+mod codebook_usage;
+mod config;
+mod decoder;
+mod down_block;
+mod downsample;
+mod ema_codebook;
+mod encoder;
+mod error;
+mod image_io;
+mod init;
+mod mid_block;
+mod reconstruction_loss;
+mod resnet_block;
+mod synthetic;
+mod training;
+mod up_block;
+mod upsample;
+mod vector_quantizer;
+mod vq_model;
 mod weights;
 
 pub use attention_block::{AttentionBlock, AttentionKeys};
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{CHECKPOINT_FORMAT, Checkpoint, temp_path};
 pub use codebook_usage::{CodebookUsage, UsageTracker};
 pub use config::{DownBlockType, UpBlockType, VqModelConfig};
 pub use decoder::Decoder;
+pub use down_block::DownEncoderBlock;
+pub use downsample::Downsample2D;
 pub use ema_codebook::EmaCodebook;
 pub use encoder::Encoder;
 pub use error::{Error, Result};
-pub use reconstruction_loss::ReconstructionLoss;
-pub use training::{CodebookUpdate, EvalReport, StepLog, TrainConfig, Trainer, evaluate};
+pub use image_io::{
+    image_to_tensor, images_to_tensor, load_folder, load_image, save_png, tensor_to_image,
+    tensor_to_images, to_u8,
+};
+pub use init::{CODEBOOK_KEY, seeded_init};
+pub use mid_block::MidBlock;
+pub use reconstruction_loss::{ReconstructionLoss, salience_weights};
+pub use resnet_block::ResnetBlock2D;
+pub use synthetic::synthetic_images;
+pub use training::{
+    CodebookUpdate, EvalReport, StepLog, TrainConfig, Trainer, checkpoint_path, evaluate,
+};
+pub use up_block::UpDecoderBlock;
+pub use upsample::{Upsample2D, upsample_nearest_2x};
 pub use vector_quantizer::{Quantized, VectorQuantizer};
 pub use vq_model::{TrainForward, VqModel};
 pub use weights::GROUP_NORM_EPS;

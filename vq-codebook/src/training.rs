@@ -154,6 +154,7 @@ pub struct Trainer {
     ema: Option<EmaCodebook>,
     tracker: UsageTracker,
     step: u64,
+    device: Device,
 }
 
 fn var_named(varmap: &VarMap, name: &str) -> Var {
@@ -168,14 +169,18 @@ fn var_named(varmap: &VarMap, name: &str) -> Var {
 
 impl Trainer {
     /// A fresh model with seeded PyTorch-style initialisation.
-    pub fn new(model_config: &VqModelConfig, config: &TrainConfig) -> Result<Self> {
+    pub fn new(
+        model_config: &VqModelConfig,
+        config: &TrainConfig,
+        device: &Device,
+    ) -> Result<Self> {
         if config.batch_size == 0 || config.log_every == 0 || config.checkpoint_every == 0 {
             return Err(Error::Training(
                 "batch_size, log_every and checkpoint_every must be positive".into(),
             ));
         }
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let model = VqModel::new(vb, model_config)?;
         seeded_init(&varmap, config.seed)?;
         let codebook_var = var_named(&varmap, CODEBOOK_KEY);
@@ -222,6 +227,7 @@ impl Trainer {
             codebook_var,
             ema,
             step: 0,
+            device: device.clone(),
         })
     }
 
@@ -231,8 +237,9 @@ impl Trainer {
         model_config: &VqModelConfig,
         config: &TrainConfig,
         checkpoint: &Path,
+        device: &Device,
     ) -> Result<Self> {
-        let mut trainer = Self::new(model_config, config)?;
+        let mut trainer = Self::new(model_config, config, device)?;
         if !checkpoint.is_file() {
             return Ok(trainer);
         }
@@ -252,14 +259,14 @@ impl Trainer {
             for (name, var) in data.iter() {
                 let saved = ckpt.tensor(name, checkpoint)?;
                 if saved.dims() != var.dims() {
-                    return Err(Error::WeightShape {
+                    return Err(Error::Weights(vq_nn::Error::WeightShape {
+                        file: checkpoint.to_path_buf(),
                         key: name.clone(),
                         expected: var.dims().to_vec(),
                         found: saved.dims().to_vec(),
-                        file: Some(checkpoint.to_path_buf()),
-                    });
+                    }));
                 }
-                var.set(&saved.to_dtype(DType::F32)?)?;
+                var.set(&saved.to_dtype(DType::F32)?.to_device(&trainer.device)?)?;
             }
         }
         let last_used: Vec<i64> = ckpt.tensor("training.last_used", checkpoint)?.to_vec1()?;
@@ -305,7 +312,7 @@ impl Trainer {
     /// Writes a checkpoint (atomically) to `path`.
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let k = self.model_config.num_vq_embeddings;
-        let dev = Device::Cpu;
+        let dev = Device::Cpu; // checkpoints are written from host copies
         let mut tensors = std::collections::HashMap::new();
         for (name, var) in self
             .varmap
@@ -314,7 +321,7 @@ impl Trainer {
             .expect("VarMap lock poisoned")
             .iter()
         {
-            tensors.insert(name.clone(), var.as_tensor().copy()?);
+            tensors.insert(name.clone(), var.as_tensor().to_device(&dev)?);
         }
         let last_used: Vec<i64> = self.tracker.last_used().iter().map(|&s| s as i64).collect();
         tensors.insert(
@@ -399,7 +406,7 @@ impl Trainer {
         }
         let dims = self.codebook_var.dims().to_vec();
         self.codebook_var
-            .set(&Tensor::from_vec(book, dims.as_slice(), &Device::Cpu)?)?;
+            .set(&Tensor::from_vec(book, dims.as_slice(), &self.device)?)?;
         Ok(())
     }
 
@@ -432,7 +439,7 @@ impl Trainer {
             let book = ema.update(&latents, &indices);
             let dims = self.codebook_var.dims().to_vec();
             self.codebook_var
-                .set(&Tensor::from_vec(book, dims.as_slice(), &Device::Cpu)?)?;
+                .set(&Tensor::from_vec(book, dims.as_slice(), &self.device)?)?;
         }
         self.step += 1;
         self.tracker.record(&indices, self.step);

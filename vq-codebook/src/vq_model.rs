@@ -8,7 +8,7 @@
 //! PyTorch `.bin` file with keys exactly as diffusers names them; f32, f16 and bf16 files are
 //! converted to f32 on load (all compute is f32).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Conv2d, VarBuilder};
@@ -19,14 +19,6 @@ use crate::encoder::Encoder;
 use crate::error::{Error, Result};
 use crate::vector_quantizer::{Quantized, VectorQuantizer};
 use crate::weights::conv2d;
-
-/// Weight file names tried, in order, inside a diffusers model folder.
-pub const WEIGHT_FILE_NAMES: [&str; 4] = [
-    "diffusion_pytorch_model.safetensors",
-    "diffusion_pytorch_model.bin",
-    "diffusion_pytorch_model.fp16.safetensors",
-    "diffusion_pytorch_model.fp16.bin",
-];
 
 /// The VQ-VAE: encoder, quantiser and decoder.
 #[derive(Debug, Clone)]
@@ -80,36 +72,44 @@ impl VqModel {
     }
 
     /// Loads a diffusers model folder (`config.json` + weights), or a pipeline folder whose
-    /// `vqvae/` subfolder is one.
-    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
-        let mut dir = dir.as_ref().to_path_buf();
-        if !dir.join("config.json").is_file() && dir.join("vqvae").join("config.json").is_file() {
-            dir = dir.join("vqvae");
-        }
+    /// `vqvae/` subfolder is one. Weights are stored as `dtype` and computed in
+    /// [`vq_nn::compute_dtype`] (f32 on the CPU).
+    pub fn from_pretrained(dir: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Self> {
+        let dir = vq_nn::component_folder(dir.as_ref(), "vqvae", "config.json");
         let config = VqModelConfig::from_file(dir.join("config.json"))?;
-        let weights = WEIGHT_FILE_NAMES
-            .iter()
-            .map(|name| dir.join(name))
-            .find(|p| p.is_file())
-            .ok_or_else(|| Error::MissingWeightFile {
-                path: dir.clone(),
-                looked_for: WEIGHT_FILE_NAMES.join(", "),
-            })?;
-        Self::load_weights(&config, weights)
+        let names = vq_nn::WeightNames::DIFFUSERS;
+        let weights = match names.find(&dir, vq_nn::Variant::Default) {
+            Ok(w) => w,
+            Err(_) => names.find(&dir, vq_nn::Variant::Fp16).map_err(|_| {
+                vq_nn::Error::MissingWeightFile {
+                    folder: dir.clone(),
+                    looked_for: [vq_nn::Variant::Default, vq_nn::Variant::Fp16]
+                        .into_iter()
+                        .flat_map(|v| names.candidates(v))
+                        .collect(),
+                }
+            })?,
+        };
+        Self::from_weights(&config, weights, dtype, device)
     }
 
-    /// Loads a single weight file: `.safetensors` (memory-mapped) or a PyTorch pickle
-    /// (`.bin`, `.pt`, `.pth`, `.ckpt`), any float dtype, converted to f32 on the CPU.
-    pub fn load_weights(config: &VqModelConfig, path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        if !path.is_file() {
-            return Err(Error::MissingWeightFile {
-                path: path.to_path_buf(),
-                looked_for: "a .safetensors or PyTorch .bin file".into(),
-            });
-        }
-        let vb = weights_var_builder(path)?;
-        Self::new(vb, config).map_err(|e| e.in_file(path))
+    /// Loads a single weight file: `.safetensors` or a PyTorch checkpoint (`.bin`, `.pt`,
+    /// `.pth`, `.ckpt`), any float dtype, memory-mapped. Strict: every key the config implies
+    /// must be present with its shape, and every tensor of the file must be used, except the
+    /// `training.*` state of this crate's own training checkpoints ([`crate::Trainer`]).
+    pub fn from_weights(
+        config: &VqModelConfig,
+        weights: impl AsRef<Path>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let source = vq_nn::WeightSource::open(weights)?;
+        let model = Self::new(
+            source.var_builder(vq_nn::compute_dtype(dtype, device), device),
+            config,
+        )?;
+        source.ensure_all_used(|key| key.starts_with("training."))?;
+        Ok(model)
     }
 
     /// The configuration.
@@ -225,23 +225,4 @@ impl VqModel {
             quantized,
         })
     }
-}
-
-/// A `VarBuilder` over a weight file (safetensors memory-mapped, or a PyTorch pickle), f32 on CPU.
-pub fn weights_var_builder(path: &Path) -> Result<VarBuilder<'static>> {
-    let device = Device::Cpu;
-    let is_safetensors = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    let vb = if is_safetensors {
-        // SAFETY: the file is mapped read-only; like every mmap user we assume nobody truncates
-        // it while the model is being built (tensors are copied into f32 buffers on load).
-        unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, &device) }
-    } else {
-        VarBuilder::from_pth(path, DType::F32, &device)
-    };
-    vb.map_err(|e| Error::WeightFile {
-        path: PathBuf::from(path),
-        message: e.to_string(),
-    })
 }

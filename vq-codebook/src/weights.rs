@@ -1,47 +1,24 @@
 //! Parameter loading shared by every module: fetch a tensor from a `VarBuilder` under its
-//! diffusers key and turn candle's generic failures into [`Error::MissingWeight`] /
-//! [`Error::WeightShape`] naming the full key, the expected and the found shape. Also builds the
-//! three parameterised layers the VQ-VAE uses (3×3/1×1 `Conv2d`, `Linear`, `GroupNorm`) with
+//! diffusers key (the shared reader names the file, key and shapes of any problem). Also builds
+//! the three parameterised layers the VQ-VAE uses (3×3/1×1 `Conv2d`, `Linear`, `GroupNorm`) with
 //! PyTorch's default initialisation hints (used when the builder is a training `VarMap`).
 
 use candle_core::Tensor;
 use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Init, Linear, VarBuilder};
 
-use crate::error::{Error, Result};
+#[allow(unused_imports)]
+use crate::error::Error;
+use crate::error::Result;
 
 /// GroupNorm epsilon used everywhere in diffusers' VAE blocks (reference doc §4.1).
 pub const GROUP_NORM_EPS: f64 = 1e-6;
 
-fn full_key(vb: &VarBuilder, name: &str) -> String {
-    let prefix = vb.prefix();
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
-    }
-}
-
 /// The tensor `name` under `vb`'s prefix, with shape `shape`; `init` is used only when `vb` is
-/// backed by a `VarMap` that does not hold it yet.
+/// backed by a `VarMap` that does not hold it yet. Read through a [`vq_nn::WeightSource`], a
+/// missing or mis-shaped weight is an [`Error::Weights`] naming the file, the key and both
+/// shapes.
 pub(crate) fn tensor(vb: &VarBuilder, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
-    match vb.get_with_hints(shape, name, init) {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            let key = full_key(vb, name);
-            if !vb.contains_tensor(name) {
-                return Err(Error::MissingWeight { key, file: None });
-            }
-            match vb.get_unchecked(name) {
-                Ok(found) if found.dims() != shape => Err(Error::WeightShape {
-                    key,
-                    expected: shape.to_vec(),
-                    found: found.dims().to_vec(),
-                    file: None,
-                }),
-                _ => Err(Error::Candle(e)),
-            }
-        }
-    }
+    Ok(vb.get_with_hints(shape, name, init)?)
 }
 
 /// Shape of the stored tensor `name`, if the builder holds it.

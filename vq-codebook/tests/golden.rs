@@ -23,7 +23,12 @@ fn values(t: &Tensor) -> Vec<f32> {
 }
 
 fn model() -> VqModel {
-    VqModel::load(fixtures_dir().join("pipeline_learnable").join("vqvae")).unwrap()
+    VqModel::from_pretrained(
+        fixtures_dir().join("pipeline_learnable").join("vqvae"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -100,7 +105,8 @@ fn forward_with_requantisation_matches_diffusers() {
 fn pipeline_final_tokens_decode_to_the_pipeline_images() {
     // The pipeline folder in the full diffusers layout (the vqvae is shared between fixtures).
     let root = materialize_pipeline("pipeline_learnable").unwrap();
-    let model = VqModel::load(&root).unwrap();
+    let model = VqModel::from_pretrained(&root, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap();
     let r = reference();
     for run in ["pipeline", "pipeline_nocfg"] {
         let tokens = r
@@ -130,7 +136,13 @@ fn pipeline_final_tokens_decode_to_the_pipeline_images() {
 fn legacy_key_file_gives_identical_outputs() {
     let dir = fixtures_dir().join("pipeline_learnable");
     let config = VqModelConfig::from_file(dir.join("vqvae").join("config.json")).unwrap();
-    let legacy = VqModel::load_weights(&config, dir.join("vqvae_legacy_keys.safetensors")).unwrap();
+    let legacy = VqModel::from_weights(
+        &config,
+        dir.join("vqvae_legacy_keys.safetensors"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(
         legacy.decoder().mid_block().attention().unwrap().keys(),
         AttentionKeys::Legacy

@@ -42,7 +42,13 @@ fn legacy_attention_keys_and_conv_shaped_weights_load_identically() {
     let dir = scratch_dir("legacy");
     let path = dir.join("legacy.safetensors");
     candle_core::safetensors::save(&legacy, &path).unwrap();
-    let loaded = VqModel::load_weights(&config, &path).unwrap();
+    let loaded = VqModel::from_weights(
+        &config,
+        &path,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(
         loaded.decoder().mid_block().attention().unwrap().keys(),
         AttentionKeys::Legacy
@@ -69,7 +75,13 @@ fn half_precision_files_are_computed_in_f32() {
             .collect();
         let path = dir.join(format!("{dtype:?}.safetensors"));
         candle_core::safetensors::save(&half, &path).unwrap();
-        let loaded = VqModel::load_weights(&config, &path).unwrap();
+        let loaded = VqModel::from_weights(
+            &config,
+            &path,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(loaded.quantizer().embedding().dtype(), DType::F32);
         let out = loaded.decode_tokens(&tokens()).unwrap();
         assert_eq!(out.dtype(), DType::F32);
@@ -92,7 +104,9 @@ fn diffusers_folder_and_pipeline_root_load() {
     let images = uniform(&[1, 3, 8, 8], 9);
     let want = model.encode(&images).unwrap();
     for path in [&dir, &root] {
-        let loaded = VqModel::load(path).unwrap();
+        let loaded =
+            VqModel::from_pretrained(path, candle_core::DType::F32, &candle_core::Device::Cpu)
+                .unwrap();
         let got = loaded.encode(&images).unwrap();
         assert_eq!(
             got.to_vec3::<u32>().unwrap(),
@@ -107,14 +121,19 @@ fn weight_errors_name_file_key_and_shapes() {
     let (varmap, _) = seeded_model(&config, 4);
     let dir = scratch_dir("errors");
 
-    let err = VqModel::load(&dir).unwrap_err();
+    let err = VqModel::from_pretrained(&dir, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap_err();
     assert!(
         matches!(err, Error::ConfigParse { .. } | Error::Io { .. }),
         "{err}"
     );
     std::fs::write(dir.join("config.json"), config.to_json_string()).unwrap();
-    let err = VqModel::load(&dir).unwrap_err();
-    assert!(matches!(err, Error::MissingWeightFile { .. }), "{err}");
+    let err = VqModel::from_pretrained(&dir, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Weights(vq_nn::Error::MissingWeightFile { .. })),
+        "{err}"
+    );
     assert!(
         err.to_string()
             .contains("diffusion_pytorch_model.safetensors")
@@ -124,11 +143,12 @@ fn weight_errors_name_file_key_and_shapes() {
     let mut all = tensors(&varmap);
     all.remove("decoder.conv_out.bias");
     candle_core::safetensors::save(&all, &path).unwrap();
-    let err = VqModel::load(&dir).unwrap_err();
+    let err = VqModel::from_pretrained(&dir, candle_core::DType::F32, &candle_core::Device::Cpu)
+        .unwrap_err();
     match &err {
-        Error::MissingWeight { key, file } => {
+        Error::Weights(vq_nn::Error::MissingWeight { key, file, .. }) => {
             assert_eq!(key, "decoder.conv_out.bias");
-            assert_eq!(file.as_deref(), Some(path.as_path()));
+            assert_eq!(file, &path);
         }
         other => panic!("{other}"),
     }
@@ -136,14 +156,20 @@ fn weight_errors_name_file_key_and_shapes() {
     let mut bigger = config.clone();
     bigger.num_vq_embeddings = 32;
     varmap.save(&path).unwrap();
-    let err = VqModel::load_weights(&bigger, &path).unwrap_err();
+    let err = VqModel::from_weights(
+        &bigger,
+        &path,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap_err();
     match &err {
-        Error::WeightShape {
+        Error::Weights(vq_nn::Error::WeightShape {
             key,
             expected,
             found,
             ..
-        } => {
+        }) => {
             assert_eq!(key, "quantize.embedding.weight");
             assert_eq!(expected, &[32, 4]);
             assert_eq!(found, &[16, 4]);

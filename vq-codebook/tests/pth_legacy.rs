@@ -17,7 +17,13 @@ fn data(name: &str) -> PathBuf {
 #[test]
 fn pth_with_legacy_keys_matches_diffusers() {
     let config = VqModelConfig::from_file(data("tiny_legacy_config.json")).unwrap();
-    let model = VqModel::load_weights(&config, data("tiny_legacy.bin")).unwrap();
+    let model = VqModel::from_weights(
+        &config,
+        data("tiny_legacy.bin"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(
         model.encoder().mid_block().attention().unwrap().keys(),
         AttentionKeys::Legacy

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{scratch_dir, tiny_config};
-use vq_codebook::synthetic::synthetic_images;
-use vq_codebook::training::checkpoint_path;
+use vq_codebook::checkpoint_path;
+use vq_codebook::synthetic_images;
 use vq_codebook::{CodebookUpdate, TrainConfig, Trainer, VqModel, evaluate};
 
 fn quick(codebook: CodebookUpdate, steps: u64) -> TrainConfig {
@@ -27,7 +27,7 @@ fn ema_training_reduces_the_loss_and_reports_usage() {
     let data = synthetic_images(16, 8, 1).unwrap();
     let config = tiny_config();
     let train = quick(TrainConfig::default().codebook, 12);
-    let mut trainer = Trainer::new(&config, &train).unwrap();
+    let mut trainer = Trainer::new(&config, &train, &candle_core::Device::Cpu).unwrap();
     let before = evaluate(trainer.model(), &data, 8).unwrap();
     let mut logged = 0;
     let logs = trainer.fit(&data, None, |_| logged += 1).unwrap();
@@ -55,6 +55,7 @@ fn gradient_codebook_training_runs() {
     let mut trainer = Trainer::new(
         &tiny_config(),
         &quick(CodebookUpdate::Gradient { legacy: true }, 4),
+        &candle_core::Device::Cpu,
     )
     .unwrap();
     let logs = trainer.fit(&data, None, |_| {}).unwrap();
@@ -71,16 +72,22 @@ fn checkpoints_are_atomic_resumable_and_loadable() {
     let dir = scratch_dir("ckpt");
     let path = checkpoint_path(&dir);
 
-    let mut first =
-        Trainer::resume_or_new(&config, &quick(TrainConfig::default().codebook, 5), &path).unwrap();
+    let mut first = Trainer::resume_or_new(
+        &config,
+        &quick(TrainConfig::default().codebook, 5),
+        &path,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     assert_eq!(first.step(), 0);
     first.fit(&data, Some(&path), |_| {}).unwrap();
     assert!(path.is_file());
-    assert!(!vq_codebook::checkpoint::temp_path(&path).exists());
+    assert!(!vq_codebook::temp_path(&path).exists());
 
     // Resume to 8 steps from the 5-step checkpoint.
     let resumed = quick(TrainConfig::default().codebook, 8);
-    let mut second = Trainer::resume_or_new(&config, &resumed, &path).unwrap();
+    let mut second =
+        Trainer::resume_or_new(&config, &resumed, &path, &candle_core::Device::Cpu).unwrap();
     assert_eq!(second.step(), 5);
     let probe = data.narrow(0, 0, 2).unwrap();
     assert_eq!(
@@ -102,10 +109,18 @@ fn checkpoints_are_atomic_resumable_and_loadable() {
     assert_eq!(vq_codebook::Checkpoint::load(&path).unwrap().step, 8);
 
     // The checkpoint is a plain weight file too, and the export is a diffusers folder.
-    let as_weights = VqModel::load_weights(&config, &path).unwrap();
+    let as_weights = VqModel::from_weights(
+        &config,
+        &path,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
     let export = dir.join("export");
     second.export_diffusers(&export).unwrap();
-    let exported = VqModel::load(&export).unwrap();
+    let exported =
+        VqModel::from_pretrained(&export, candle_core::DType::F32, &candle_core::Device::Cpu)
+            .unwrap();
     let a = as_weights.encode(&probe).unwrap().to_vec3::<u32>().unwrap();
     let b = exported.encode(&probe).unwrap().to_vec3::<u32>().unwrap();
     assert_eq!(a, b);
@@ -113,5 +128,5 @@ fn checkpoints_are_atomic_resumable_and_loadable() {
     // A different model config is refused.
     let mut other = config.clone();
     other.num_vq_embeddings = 32;
-    assert!(Trainer::resume_or_new(&other, &resumed, &path).is_err());
+    assert!(Trainer::resume_or_new(&other, &resumed, &path, &candle_core::Device::Cpu).is_err());
 }

@@ -15,7 +15,8 @@ use std::path::Path;
 use discrete_diffusion::Truncation;
 use serde::{Deserialize, Serialize};
 
-use crate::{GenerationOptions, PipelineError, Result};
+use crate::error::{io, read_json};
+use crate::{Error, GenerationOptions, Result};
 
 /// File name of the recommendations, at the pipeline folder's root.
 pub const GENERATION_CONFIG: &str = "generation_config.json";
@@ -34,28 +35,27 @@ pub struct GenerationDefaults {
 
 impl GenerationDefaults {
     /// Reads `root/generation_config.json`; `Default` (diffusers' defaults) when it is absent.
-    pub fn from_folder(root: &Path) -> Result<Self> {
+    pub fn from_pretrained(root: &Path) -> Result<Self> {
         let path = root.join(GENERATION_CONFIG);
         if !path.is_file() {
             return Ok(Self::default());
         }
-        let io = |message: String| PipelineError::Io {
+        let invalid = |reason: String| Error::InvalidFile {
             path: path.clone(),
-            message,
+            reason,
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| io(e.to_string()))?;
-        let defaults: Self = serde_json::from_str(&text).map_err(|e| io(e.to_string()))?;
+        let defaults: Self = read_json(&path)?;
         if let Some(s) = defaults.guidance_scale
             && !(s.is_finite() && s > 0.0)
         {
-            return Err(io(format!(
+            return Err(invalid(format!(
                 "guidance_scale {s} must be a finite number > 0"
             )));
         }
         if let Some(r) = defaults.truncation_rate
             && !(r > 0.0 && r <= 1.0)
         {
-            return Err(io(format!("truncation_rate {r} must be in (0, 1]")));
+            return Err(invalid(format!("truncation_rate {r} must be in (0, 1]")));
         }
         Ok(defaults)
     }
@@ -75,10 +75,7 @@ impl GenerationDefaults {
     pub fn write(&self, root: &Path) -> Result<()> {
         let path = root.join(GENERATION_CONFIG);
         let json = serde_json::to_string_pretty(self).expect("plain struct");
-        std::fs::write(&path, json + "\n").map_err(|e| PipelineError::Io {
-            path,
-            message: e.to_string(),
-        })
+        std::fs::write(&path, json + "\n").map_err(io(&path))
     }
 }
 
@@ -97,7 +94,7 @@ mod tests {
     #[test]
     fn absent_file_keeps_the_diffusers_defaults() {
         let dir = folder_with(None);
-        let d = GenerationDefaults::from_folder(dir.path()).unwrap();
+        let d = GenerationDefaults::from_pretrained(dir.path()).unwrap();
         assert_eq!(d, GenerationDefaults::default());
         let o = d.apply(GenerationOptions::new(["x"]));
         assert_eq!(o.guidance_scale, 5.0);
@@ -111,7 +108,7 @@ mod tests {
             truncation_rate: Some(0.9),
         };
         d.write(dir.path()).unwrap();
-        let back = GenerationDefaults::from_folder(dir.path()).unwrap();
+        let back = GenerationDefaults::from_pretrained(dir.path()).unwrap();
         assert_eq!(back, d);
         let o = back.apply(GenerationOptions::new(["x"]));
         assert_eq!(o.guidance_scale, 1.5);
@@ -121,7 +118,7 @@ mod tests {
     #[test]
     fn bad_files_name_the_file_and_the_field() {
         let typo = folder_with(Some(r#"{"guidance": 2}"#));
-        let err = GenerationDefaults::from_folder(typo.path())
+        let err = GenerationDefaults::from_pretrained(typo.path())
             .unwrap_err()
             .to_string();
         assert!(
@@ -129,7 +126,7 @@ mod tests {
             "{err}"
         );
         let negative = folder_with(Some(r#"{"guidance_scale": -1}"#));
-        let err = GenerationDefaults::from_folder(negative.path())
+        let err = GenerationDefaults::from_pretrained(negative.path())
             .unwrap_err()
             .to_string();
         assert!(err.contains("guidance_scale -1"), "{err}");

@@ -3,20 +3,28 @@
 //! VQ-Diffusion text-to-image end to end, on the project's crates: [`clip_text`] (tokenizer and
 //! text encoder), [`vq_transformer`] (the denoiser), [`vq_codebook`] (the VQ-VAE) and
 //! [`discrete_diffusion`] (the chain and the samplers). Models load from a local folder in the
-//! diffusers layout or from the Hugging Face Hub ([`ModelSource`]); the `vqd` command wraps it.
+//! diffusers layout or from the Hugging Face Hub ([`ModelSource`]) onto any candle device; the
+//! `vqd` command (feature `cli`, on by default) wraps it.
 //!
 //! ```no_run
 //! use discrete_diffusion::SeededNoise;
-//! use vq_pipeline::{GenerationOptions, LoadOptions, ModelSource, SamplerChoice, VqDiffusionPipeline};
+//! use vq_pipeline::{
+//!     GenerationOptions, HubOptions, LoadOptions, ModelSource, SamplerChoice, Variant,
+//!     VqDiffusionPipeline,
+//! };
 //!
 //! # fn main() -> vq_pipeline::Result<()> {
-//! let root = ModelSource::parse("microsoft/vq-diffusion-ithq", "main")?.resolve(Default::default(), false)?;
-//! let pipeline = VqDiffusionPipeline::load(&root, LoadOptions::default())?;
+//! let root = ModelSource::parse("microsoft/vq-diffusion-ithq", "main")?
+//!     .resolve(Variant::Default, &HubOptions::from_env())?;
+//! let options = LoadOptions {
+//!     device: vq_nn::parse_device("cpu")?,
+//!     ..LoadOptions::default()
+//! };
+//! let pipeline = VqDiffusionPipeline::from_pretrained(&root, options)?;
 //! let options = GenerationOptions::new(["a teddy bear playing in the pool"])
-//!     .seed(0)
 //!     .sampler(SamplerChoice::Purity)
 //!     .guidance_scale(5.0);
-//! let result = pipeline.generate(&options, &mut SeededNoise::new(options.seed), |_| Ok(()))?;
+//! let result = pipeline.generate(&options, &mut SeededNoise::new(0), |_| Ok(()))?;
 //! result.images[0].save("teddy.png").unwrap();
 //! # Ok(())
 //! # }
@@ -34,14 +42,16 @@ mod output;
 mod pipeline;
 
 pub use embedded_model::{
-    DEFAULT_MODEL_ENV, EMBEDDED_MODEL_RELATIVE, default_model_dir, embedded_model_dir,
+    CACHE_ENV, DEFAULT_MODEL_ENV, EMBEDDED_MODEL_RELATIVE, cache_dir, default_model_dir,
+    has_embedded_model, unpack_embedded_model,
 };
-pub use error::{PipelineError, Result};
+pub use error::{Error, Result};
 pub use generation_defaults::{GENERATION_CONFIG, GenerationDefaults};
-pub use model_files::{ModelFiles, Variant, hub_candidates};
+pub use model_files::{ModelFiles, hub_candidates};
 pub use model_index::{ModelIndex, NULL_EMBEDDING, REQUIRED_COMPONENTS};
-pub use model_source::{ModelSource, offline_from_env};
+pub use model_source::{HubOptions, ModelSource, offline_from_env};
 pub use null_embedding::{NullEmbeddingConfig, load_null_embedding};
 pub use options::{GenerationOptions, NullCondition, SamplerChoice};
 pub use output::{contact_sheet, write_outputs};
 pub use pipeline::{Generation, LoadOptions, Timings, VqDiffusionPipeline, check_consistency};
+pub use vq_nn::Variant;

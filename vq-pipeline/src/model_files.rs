@@ -5,38 +5,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::model_index::{ModelIndex, NULL_EMBEDDING};
-use crate::{PipelineError, Result};
+use vq_nn::{Variant, WeightNames};
 
-/// Weight-file variant: the default files or the hub's `fp16` copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Variant {
-    /// `diffusion_pytorch_model.safetensors`, `model.safetensors`, … (or `.bin`).
-    #[default]
-    Default,
-    /// `diffusion_pytorch_model.fp16.safetensors`, … (or `.fp16.bin`).
-    Fp16,
-}
+use crate::{Error, Result};
 
-impl Variant {
-    fn infix(self) -> &'static str {
-        match self {
-            Variant::Default => "",
-            Variant::Fp16 => ".fp16",
-        }
-    }
-
-    /// Candidate weight files of a component whose weights are called `stem`.
-    pub fn candidates(self, stem: &str) -> [String; 2] {
-        let v = self.infix();
-        [format!("{stem}{v}.safetensors"), format!("{stem}{v}.bin")]
-    }
-}
-
-/// Weight-file stems per component (diffusers models, transformers models).
-pub(crate) const DIFFUSERS_WEIGHTS: &str = "diffusion_pytorch_model";
-pub(crate) const TRANSFORMERS_WEIGHTS_ST: &str = "model";
-pub(crate) const TRANSFORMERS_WEIGHTS_BIN: &str = "pytorch_model";
+/// Weight-file names of diffusers models and transformers models.
+pub(crate) const DIFFUSERS_WEIGHTS: WeightNames = WeightNames::DIFFUSERS;
+pub(crate) const TRANSFORMERS_WEIGHTS: WeightNames = WeightNames::TRANSFORMERS;
 
 /// Every file the pipeline reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +71,7 @@ impl ModelFiles {
         let mut problems = Vec::new();
         let index_path = root.join("model_index.json");
         if !index_path.is_file() {
-            return Err(PipelineError::InvalidModel {
+            return Err(Error::InvalidModel {
                 folder: root.to_path_buf(),
                 problems: vec!["no model_index.json: not a diffusers pipeline folder".into()],
             });
@@ -107,10 +82,13 @@ impl ModelFiles {
         require(root, "text_encoder/config.json", &mut problems);
         let transformer_config = require(root, "transformer/config.json", &mut problems);
         let vqvae_config = require(root, "vqvae/config.json", &mut problems);
-        let [te_st, _] = variant.candidates(TRANSFORMERS_WEIGHTS_ST);
-        let [_, te_bin] = variant.candidates(TRANSFORMERS_WEIGHTS_BIN);
-        let text_encoder_weights = weights(root, "text_encoder", &[te_st, te_bin], &mut problems);
-        let diffusers_names = variant.candidates(DIFFUSERS_WEIGHTS);
+        let text_encoder_weights = weights(
+            root,
+            "text_encoder",
+            &TRANSFORMERS_WEIGHTS.candidates(variant),
+            &mut problems,
+        );
+        let diffusers_names = DIFFUSERS_WEIGHTS.candidates(variant);
         let transformer_weights = weights(root, "transformer", &diffusers_names, &mut problems);
         let vqvae_weights = weights(root, "vqvae", &diffusers_names, &mut problems);
         let null_embedding = index.has_null_embedding().then(|| {
@@ -134,7 +112,7 @@ impl ModelFiles {
             );
         }
         if !problems.is_empty() {
-            return Err(PipelineError::InvalidModel {
+            return Err(Error::InvalidModel {
                 folder: root.to_path_buf(),
                 problems,
             });
@@ -172,12 +150,11 @@ pub fn hub_candidates(variant: Variant) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
-    let [te_st, _] = variant.candidates(TRANSFORMERS_WEIGHTS_ST);
-    let [_, te_bin] = variant.candidates(TRANSFORMERS_WEIGHTS_BIN);
-    files.push(format!("text_encoder/{te_st}"));
-    files.push(format!("text_encoder/{te_bin}"));
+    for name in TRANSFORMERS_WEIGHTS.candidates(variant) {
+        files.push(format!("text_encoder/{name}"));
+    }
     for component in ["transformer", "vqvae", NULL_EMBEDDING] {
-        for name in variant.candidates(DIFFUSERS_WEIGHTS) {
+        for name in DIFFUSERS_WEIGHTS.candidates(variant) {
             files.push(format!("{component}/{name}"));
         }
     }

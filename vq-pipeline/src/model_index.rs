@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::{PipelineError, Result};
+use crate::error::read_json;
+use crate::{Error, Result};
 
 /// The parsed index.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,19 +32,16 @@ pub const NULL_EMBEDDING: &str = "learned_classifier_free_sampling_embeddings";
 impl ModelIndex {
     /// Parses `model_index.json`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let io = |message: String| PipelineError::Io {
+        let io = |reason: &str| Error::InvalidFile {
             path: path.to_path_buf(),
-            message,
+            reason: reason.into(),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| io(e.to_string()))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| io(e.to_string()))?;
-        let object = json
-            .as_object()
-            .ok_or_else(|| io("not a JSON object".into()))?;
+        let json: serde_json::Value = read_json(path)?;
+        let object = json.as_object().ok_or_else(|| io("not a JSON object"))?;
         let class_name = object
             .get("_class_name")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| io("no _class_name".into()))?
+            .ok_or_else(|| io("no _class_name"))?
             .to_string();
         let mut components = BTreeMap::new();
         for (key, value) in object {

@@ -8,9 +8,31 @@
 use std::path::{Path, PathBuf};
 
 use hf_hub::{Cache, Repo, RepoType};
+use vq_nn::Variant;
 
-use crate::model_files::{Variant, hub_candidates};
-use crate::{PipelineError, Result};
+use crate::model_files::hub_candidates;
+use crate::{Error, Result};
+
+/// How hub repositories are resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HubOptions {
+    /// Never download; use only the local cache.
+    pub offline: bool,
+    /// The hub cache folder (the `hub/` folder of `$HF_HOME`); `None` uses `$HF_HOME/hub` or
+    /// `~/.cache/huggingface/hub`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl HubOptions {
+    /// Options from the environment: offline when `HF_HUB_OFFLINE` is set to a true value,
+    /// the cache of `HF_HOME`.
+    pub fn from_env() -> Self {
+        Self {
+            offline: offline_from_env(),
+            cache_dir: None,
+        }
+    }
+}
 
 /// A model location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,18 +67,18 @@ impl ModelSource {
                 revision: revision.to_string(),
             });
         }
-        Err(PipelineError::ModelNotFound {
+        Err(Error::ModelNotFound {
             model: model.to_string(),
             reason: "not an existing folder, nor a Hugging Face repo id of the form owner/name"
                 .into(),
         })
     }
 
-    /// Resolves to a local folder, downloading missing hub files unless `offline`.
-    pub fn resolve(&self, variant: Variant, offline: bool) -> Result<PathBuf> {
+    /// Resolves to a local folder, downloading missing hub files unless `hub.offline`.
+    pub fn resolve(&self, variant: Variant, hub: &HubOptions) -> Result<PathBuf> {
         match self {
             ModelSource::Local(p) => Ok(p.clone()),
-            ModelSource::Hub { repo, revision } => resolve_hub(repo, revision, variant, offline),
+            ModelSource::Hub { repo, revision } => resolve_hub(repo, revision, variant, hub),
         }
     }
 }
@@ -67,18 +89,28 @@ pub fn offline_from_env() -> bool {
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }
 
-fn resolve_hub(repo_id: &str, revision: &str, variant: Variant, offline: bool) -> Result<PathBuf> {
+fn resolve_hub(
+    repo_id: &str,
+    revision: &str,
+    variant: Variant,
+    hub: &HubOptions,
+) -> Result<PathBuf> {
+    let offline = hub.offline;
     let repo = || Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
-    let cache = Cache::from_env();
+    let cache = match &hub.cache_dir {
+        Some(dir) => Cache::new(dir.clone()),
+        None => Cache::from_env(),
+    };
     let cached = cache.repo(repo());
     let api = if offline {
         None
     } else {
-        hf_hub::api::sync::ApiBuilder::from_env()
-            .with_progress(true)
-            .build()
-            .ok()
-            .map(|api| api.repo(repo()))
+        let builder = hf_hub::api::sync::ApiBuilder::from_env().with_progress(false);
+        let builder = match &hub.cache_dir {
+            Some(dir) => builder.with_cache_dir(dir.clone()),
+            None => builder,
+        };
+        builder.build().ok().map(|api| api.repo(repo()))
     };
     let mut index = None;
     let mut download_error = None;
@@ -126,7 +158,7 @@ fn resolve_hub(repo_id: &str, revision: &str, variant: Variant, offline: bool) -
             }
             (false, None) => format!("not in the local Hugging Face cache; {how}"),
         };
-        return Err(PipelineError::ModelNotFound {
+        return Err(Error::ModelNotFound {
             model: format!("{repo_id}@{revision}"),
             reason,
         });

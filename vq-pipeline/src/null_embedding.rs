@@ -8,7 +8,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
-use crate::{PipelineError, Result};
+use vq_nn::WeightSource;
+
+use crate::Result;
+use crate::error::read_json;
 
 /// `learned_classifier_free_sampling_embeddings/config.json`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -27,43 +30,15 @@ pub fn load_null_embedding(
     weights: &Path,
     device: &Device,
 ) -> Result<(NullEmbeddingConfig, Option<Tensor>)> {
-    let io = |path: &Path, message: String| PipelineError::Io {
-        path: path.to_path_buf(),
-        message,
-    };
-    let text = std::fs::read_to_string(config).map_err(|e| io(config, e.to_string()))?;
-    let cfg: NullEmbeddingConfig =
-        serde_json::from_str(&text).map_err(|e| io(config, e.to_string()))?;
+    let cfg: NullEmbeddingConfig = read_json(config)?;
     if !cfg.learnable {
         return Ok((cfg, None));
     }
-    let tensors: Vec<(String, Tensor)> = if weights.extension().is_some_and(|e| e == "safetensors")
-    {
-        candle_core::safetensors::load(weights, device)
-            .map_err(|e| io(weights, e.to_string()))?
-            .into_iter()
-            .collect()
-    } else {
-        candle_core::pickle::read_all(weights).map_err(|e| io(weights, e.to_string()))?
-    };
-    let embeddings = tensors
-        .into_iter()
-        .find(|(k, _)| k == "embeddings")
-        .map(|(_, t)| t)
-        .ok_or_else(|| io(weights, "no tensor named \"embeddings\"".into()))?;
-    let expected = (cfg.length.unwrap_or(0), cfg.hidden_size.unwrap_or(0));
-    if embeddings.dims() != [expected.0, expected.1] {
-        return Err(io(
-            weights,
-            format!(
-                "embeddings: expected shape {:?} from config.json, found {:?}",
-                [expected.0, expected.1],
-                embeddings.dims()
-            ),
-        ));
-    }
-    Ok((
-        cfg,
-        Some(embeddings.to_dtype(DType::F32)?.to_device(device)?),
-    ))
+    let expected = vec![cfg.length.unwrap_or(0), cfg.hidden_size.unwrap_or(0)];
+    let source = WeightSource::open(weights)?;
+    let embeddings = source
+        .var_builder(DType::F32, device)
+        .get(expected.as_slice(), "embeddings")?;
+    source.ensure_all_used(|_| false)?;
+    Ok((cfg, Some(embeddings)))
 }

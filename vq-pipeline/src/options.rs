@@ -7,10 +7,11 @@ use discrete_diffusion::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{PipelineError, Result};
+use crate::{Error, Result};
 
 /// The samplers, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum SamplerChoice {
     /// diffusers' behaviour: `--steps S` runs only the LAST S steps of the chain from an
@@ -29,7 +30,8 @@ pub enum SamplerChoice {
 }
 
 /// Which null condition classifier-free guidance uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum NullCondition {
     /// The model's learned null embedding if it has one, else the empty prompt.
@@ -41,15 +43,15 @@ pub enum NullCondition {
     EmptyPrompt,
 }
 
-/// Every setting of one generation run.
+/// Every setting of one generation run except the randomness, which the
+/// [`discrete_diffusion::NoiseSource`] passed to [`crate::VqDiffusionPipeline::generate`] owns
+/// (a seeded source records its seed in the result).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerationOptions {
     /// Prompts (one batch entry each).
     pub prompts: Vec<String>,
     /// Images per prompt.
     pub num_images_per_prompt: usize,
-    /// Seed of the noise (same seed, same images, bit for bit on the same machine).
-    pub seed: u64,
     /// Sampler.
     pub sampler: SamplerChoice,
     /// Number of steps / model calls (default: T).
@@ -72,7 +74,6 @@ impl GenerationOptions {
         Self {
             prompts: prompts.into_iter().map(Into::into).collect(),
             num_images_per_prompt: 1,
-            seed: 0,
             sampler: SamplerChoice::Diffusers,
             steps: None,
             guidance_scale: 5.0,
@@ -81,11 +82,6 @@ impl GenerationOptions {
             prior_weight: 1.0,
             unmask_per_call: None,
         }
-    }
-    /// Sets the seed.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
     }
     /// Sets images per prompt.
     pub fn num_images_per_prompt(mut self, n: usize) -> Self {
@@ -130,7 +126,7 @@ impl GenerationOptions {
 
     /// Checks every option against a model trained with `num_timesteps` steps.
     pub fn validate(&self, num_timesteps: usize) -> Result<()> {
-        let bad = |m: String| Err(PipelineError::InvalidOption(m));
+        let bad = |m: String| Err(Error::InvalidOption(m));
         if self.prompts.is_empty() {
             return bad("no prompt given".into());
         }
@@ -151,7 +147,7 @@ impl GenerationOptions {
         }
         self.truncation
             .validate()
-            .map_err(|e| PipelineError::InvalidOption(e.to_string()))?;
+            .map_err(|e| Error::InvalidOption(e.to_string()))?;
         if let Some(s) = self.steps {
             if s == 0 {
                 return bad("--steps must be at least 1".into());

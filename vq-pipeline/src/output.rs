@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use crate::{Generation, GenerationOptions, PipelineError, Result};
+use crate::error::io;
+use crate::{Error, Generation, GenerationOptions, Result};
 
 /// A grid of the images, `columns` wide, with a 2-pixel white gutter.
 pub fn contact_sheet(images: &[RgbImage], columns: usize) -> RgbImage {
@@ -31,10 +32,10 @@ pub fn contact_sheet(images: &[RgbImage], columns: usize) -> RgbImage {
     sheet
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> PipelineError {
-    PipelineError::Io {
+fn image_error(path: &Path) -> impl FnOnce(image::ImageError) -> Error + '_ {
+    move |source| Error::Image {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -55,9 +56,9 @@ pub fn write_outputs(
     let mut written = Vec::new();
     let sidecar = if single {
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        generation.images[0].save(out).map_err(|e| io(out, e))?;
+        generation.images[0].save(out).map_err(image_error(out))?;
         written.push(out.to_path_buf());
         out.with_extension("json")
     } else {
@@ -65,16 +66,16 @@ pub fn write_outputs(
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("png"))
         {
-            return Err(PipelineError::InvalidOption(format!(
+            return Err(Error::InvalidOption(format!(
                 "{} names one PNG but {} images were generated; pass a folder",
                 out.display(),
                 generation.images.len()
             )));
         }
-        std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+        std::fs::create_dir_all(out).map_err(io(out))?;
         for (i, img) in generation.images.iter().enumerate() {
             let path = out.join(format!("{i:03}.png"));
-            img.save(&path).map_err(|e| io(&path, e))?;
+            img.save(&path).map_err(image_error(&path))?;
             written.push(path);
         }
         if sheet {
@@ -84,7 +85,7 @@ pub fn write_outputs(
                 .max((generation.images.len() as f64).sqrt().ceil() as usize);
             contact_sheet(&generation.images, columns)
                 .save(&path)
-                .map_err(|e| io(&path, e))?;
+                .map_err(image_error(&path))?;
             written.push(path);
         }
         out.join("generation.json")
@@ -92,6 +93,7 @@ pub fn write_outputs(
     let record = serde_json::json!({
         "model": model,
         "options": options,
+        "seed": generation.seed,
         "images": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "image_prompts": generation.image_prompts,
         "warnings": generation.warnings,
@@ -103,8 +105,8 @@ pub fn write_outputs(
         },
         "vq_pipeline_version": env!("CARGO_PKG_VERSION"),
     });
-    let text = serde_json::to_string_pretty(&record).map_err(|e| io(&sidecar, e))? + "\n";
-    std::fs::write(&sidecar, text).map_err(|e| io(&sidecar, e))?;
+    let text = serde_json::to_string_pretty(&record).expect("a JSON value serialises") + "\n";
+    std::fs::write(&sidecar, text).map_err(io(&sidecar))?;
     written.push(sidecar);
     Ok(written)
 }

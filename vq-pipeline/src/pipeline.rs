@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
-use clip_text::{ClipTextConfig, ClipTextModel, ClipTokenizer, l2_normalize_tokens};
+use clip_text::{ClipTextConfig, ClipTextModel, ClipTokenizer, l2_normalise_tokens};
 use discrete_diffusion::{
     MaskAndReplace, NoiseSource, Parameterisation, StepEvent, Transition, VqDiffusionSchedule,
     WithParameterisation, initial_state, sample,
@@ -24,16 +24,21 @@ use serde::Serialize;
 use vq_codebook::{VqModel, VqModelConfig};
 use vq_transformer::{Guided, Transformer2DConfig, Transformer2DModel};
 
+use vq_nn::Variant;
+
 use crate::error::component;
-use crate::model_files::{ModelFiles, Variant};
+use crate::model_files::ModelFiles;
 use crate::null_embedding::load_null_embedding;
 use crate::options::NullCondition;
-use crate::{GenerationDefaults, GenerationOptions, PipelineError, Result};
+use crate::{Error, GenerationDefaults, GenerationOptions, Result};
 
 /// How to load a model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// Storage dtype of the weights (computation is f32 on the CPU).
+    /// The device the model runs on (`vq_nn::parse_device("cuda:0")`, ...).
+    pub device: Device,
+    /// Storage dtype of the weights (activations are f32 on the CPU, see
+    /// [`vq_nn::compute_dtype`]).
     pub dtype: DType,
     /// Weight-file variant.
     pub variant: Variant,
@@ -49,6 +54,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
+            device: Device::Cpu,
             dtype: DType::F32,
             variant: Variant::Default,
             cache_cross_attention: true,
@@ -85,6 +91,8 @@ pub struct Generation {
     pub model_calls: usize,
     /// Stage timings.
     pub timings: Timings,
+    /// The seed of the noise source, when it had one.
+    pub seed: Option<u64>,
 }
 
 /// A loaded VQ-Diffusion pipeline.
@@ -111,7 +119,7 @@ pub fn check_consistency(files: &ModelFiles) -> Vec<String> {
         .and_then(|c| c.validate().map(|_| c))
         .map_err(|e| problems.push(format!("transformer/config.json: {e}")))
         .ok();
-    let text = ClipTextConfig::from_folder(&files.text_encoder_dir)
+    let text = ClipTextConfig::from_pretrained(&files.text_encoder_dir)
         .map_err(|e| problems.push(format!("text_encoder: {e}")))
         .ok();
     let vqvae = VqModelConfig::from_file(&files.vqvae_config)
@@ -174,13 +182,14 @@ pub fn check_consistency(files: &ModelFiles) -> Vec<String> {
 }
 
 impl VqDiffusionPipeline {
-    /// Validates and loads the diffusers-layout folder `root`.
-    pub fn load(root: &Path, options: LoadOptions) -> Result<Self> {
-        let device = Device::Cpu;
+    /// Validates and loads the diffusers-layout folder `root` onto `options.device`.
+    pub fn from_pretrained(root: impl AsRef<Path>, options: LoadOptions) -> Result<Self> {
+        let root = root.as_ref();
+        let device = options.device.clone();
         let files = ModelFiles::locate(root, options.variant)?;
         let problems = check_consistency(&files);
         if !problems.is_empty() {
-            return Err(PipelineError::InvalidModel {
+            return Err(Error::InvalidModel {
                 folder: root.to_path_buf(),
                 problems,
             });
@@ -188,19 +197,19 @@ impl VqDiffusionPipeline {
         let schedule = VqDiffusionSchedule::from_file(&files.scheduler_config)?;
         let chain = MaskAndReplace::from_scheduler_config(&schedule)?;
         let tokenizer =
-            ClipTokenizer::from_folder(&files.tokenizer_dir).map_err(component("tokenizer"))?;
-        let text_config = ClipTextConfig::from_folder(&files.text_encoder_dir)
+            ClipTokenizer::from_pretrained(&files.tokenizer_dir).map_err(component("tokenizer"))?;
+        let text_config = ClipTextConfig::from_pretrained(&files.text_encoder_dir)
             .map_err(component("text_encoder"))?;
-        let text_encoder = ClipTextModel::from_checkpoint(
-            &files.text_encoder_weights,
+        let text_encoder = ClipTextModel::from_weights(
             &text_config,
+            &files.text_encoder_weights,
             options.dtype,
             &device,
         )
         .map_err(component("text_encoder"))?;
         let transformer_config = Transformer2DConfig::from_file(&files.transformer_config)
             .map_err(component("transformer"))?;
-        let transformer = Transformer2DModel::load(
+        let transformer = Transformer2DModel::from_weights(
             &transformer_config,
             &files.transformer_weights,
             options.dtype,
@@ -209,13 +218,14 @@ impl VqDiffusionPipeline {
         .map_err(component("transformer"))?;
         let vqvae_config =
             VqModelConfig::from_file(&files.vqvae_config).map_err(component("vqvae"))?;
-        let vqvae = VqModel::load_weights(&vqvae_config, &files.vqvae_weights)
-            .map_err(component("vqvae"))?;
+        let vqvae =
+            VqModel::from_weights(&vqvae_config, &files.vqvae_weights, options.dtype, &device)
+                .map_err(component("vqvae"))?;
         let null_embedding = match &files.null_embedding {
             Some((config, weights)) => load_null_embedding(config, weights, &device)?.1,
             None => None,
         };
-        let generation_defaults = GenerationDefaults::from_folder(root)?;
+        let generation_defaults = GenerationDefaults::from_pretrained(root)?;
         Ok(Self {
             files,
             generation_defaults,
@@ -281,7 +291,7 @@ impl VqDiffusionPipeline {
     ) -> Result<discrete_diffusion::ElboReport> {
         let rows = x0.dim(0)?;
         if rows != prompts.len() {
-            return Err(PipelineError::InvalidOption(format!(
+            return Err(Error::InvalidOption(format!(
                 "elbo: {} token rows but {} prompts",
                 rows,
                 prompts.len()
@@ -339,13 +349,15 @@ impl VqDiffusionPipeline {
             .forward(&ids)
             .map_err(component("text_encoder"))?;
         Ok((
-            l2_normalize_tokens(&hidden).map_err(component("text_encoder"))?,
+            l2_normalise_tokens(&hidden).map_err(component("text_encoder"))?,
             warnings,
         ))
     }
 
-    /// Runs a generation with the given noise (use [`discrete_diffusion::SeededNoise`] with
-    /// `options.seed`, or replay recorded uniforms). `on_step` is called after every model call.
+    /// Runs a generation with the given noise ([`discrete_diffusion::SeededNoise`] for a seed,
+    /// or [`discrete_diffusion::ReplayNoise`] to replay recorded uniforms). `on_step` is called
+    /// after every model call; returning an error from it (e.g. [`Error::Cancelled`]) stops the
+    /// generation and `generate` returns that error.
     pub fn generate(
         &self,
         options: &GenerationOptions,
@@ -374,7 +386,7 @@ impl VqDiffusionPipeline {
             };
             let null = if use_learned {
                 let e = self.null_embedding.as_ref().ok_or_else(|| {
-                    PipelineError::InvalidOption(
+                    Error::InvalidOption(
                         "the model has no learned null embedding; use the empty prompt".into(),
                     )
                 })?;
@@ -404,9 +416,7 @@ impl VqDiffusionPipeline {
             calls += 1;
             if let Err(err) = on_step(e) {
                 step_error = Some(err);
-                return Err(discrete_diffusion::Error::InvalidSetting(
-                    "stopped by the step callback".into(),
-                ));
+                return Err(discrete_diffusion::Error::Cancelled);
             }
             Ok(())
         };
@@ -448,8 +458,7 @@ impl VqDiffusionPipeline {
             .vqvae
             .decode_tokens(&tokens.reshape((b, h, w))?)
             .map_err(component("vqvae"))?;
-        let images =
-            vq_codebook::image_io::tensor_to_images(&decoded).map_err(component("vqvae"))?;
+        let images = vq_codebook::tensor_to_images(&decoded).map_err(component("vqvae"))?;
         let decode_time = start.elapsed();
         Ok(Generation {
             images,
@@ -467,6 +476,7 @@ impl VqDiffusionPipeline {
                 denoise: denoise_time,
                 decode: decode_time,
             },
+            seed: noise.seed(),
         })
     }
 }

@@ -10,7 +10,7 @@ use vq_pipeline::{LoadOptions, VqDiffusionPipeline};
 fn both_fixture_pipelines_load_completely() {
     for (name, learned) in [("pipeline_learnable", true), ("pipeline_empty", false)] {
         let root = materialize_pipeline(name).unwrap();
-        let pipeline = VqDiffusionPipeline::load(&root, LoadOptions::default())
+        let pipeline = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(pipeline.has_learned_null(), learned, "{name}");
         assert_eq!(pipeline.num_tokens(), 16);
@@ -23,7 +23,7 @@ fn both_fixture_pipelines_load_completely() {
         root.join("model_index.json"),
     )
     .unwrap();
-    let pipeline = VqDiffusionPipeline::load(&root, LoadOptions::default()).unwrap();
+    let pipeline = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default()).unwrap();
     assert!(pipeline.has_learned_null());
     let _ = std::fs::remove_dir_all(root);
 }

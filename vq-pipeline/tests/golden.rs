@@ -10,7 +10,7 @@ use vq_pipeline::{GenerationOptions, LoadOptions, VqDiffusionPipeline};
 
 fn replay(pipeline_name: &str, run: &str) {
     let root = materialize_pipeline(pipeline_name).unwrap();
-    let pipeline = VqDiffusionPipeline::load(&root, LoadOptions::default()).unwrap();
+    let pipeline = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default()).unwrap();
     let index = json(format!("{pipeline_name}/reference_outputs.json")).unwrap();
     let fixture =
         FixtureFile::open(format!("{pipeline_name}/reference_outputs.safetensors")).unwrap();

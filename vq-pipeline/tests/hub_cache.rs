@@ -1,10 +1,10 @@
 //! Hub resolution without network: a model present in a Hugging Face cache folder
 //! (`$HF_HOME/hub/models--owner--name/{refs/main, snapshots/<hash>/...}`) loads offline; a model
-//! absent from it fails with a message saying how to get it. (One test per binary: it sets
-//! `HF_HOME` for the process.)
+//! absent from it fails with a message saying how to get it. The cache folder is passed in
+//! (`HubOptions::cache_dir`), so the test never touches the process environment.
 
 use reference_fixtures::materialize_pipeline;
-use vq_pipeline::{LoadOptions, ModelSource, PipelineError, Variant, VqDiffusionPipeline};
+use vq_pipeline::{Error, HubOptions, LoadOptions, ModelSource, Variant, VqDiffusionPipeline};
 
 #[test]
 fn cached_snapshots_resolve_offline() {
@@ -16,21 +16,23 @@ fn cached_snapshots_resolve_offline() {
     std::fs::create_dir_all(repo.join("snapshots")).unwrap();
     let pipeline = materialize_pipeline("pipeline_learnable").unwrap();
     std::fs::rename(&pipeline, repo.join("snapshots").join(hash)).unwrap();
-    // SAFETY: this test binary has a single test, so nothing reads the environment concurrently.
-    unsafe { std::env::set_var("HF_HOME", &home) };
+    let hub = HubOptions {
+        offline: true,
+        cache_dir: Some(home.join("hub")),
+    };
 
     let root = ModelSource::parse("tiny/vq-diffusion", "main")
         .unwrap()
-        .resolve(Variant::Default, true)
+        .resolve(Variant::Default, &hub)
         .unwrap();
     assert_eq!(root, repo.join("snapshots").join(hash));
-    VqDiffusionPipeline::load(&root, LoadOptions::default()).unwrap();
+    VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default()).unwrap();
 
     let err = ModelSource::parse("microsoft/vq-diffusion-ithq", "main")
         .unwrap()
-        .resolve(Variant::Default, true)
+        .resolve(Variant::Default, &hub)
         .unwrap_err();
-    assert!(matches!(err, PipelineError::ModelNotFound { .. }));
+    assert!(matches!(err, Error::ModelNotFound { .. }));
     let message = err.to_string();
     assert!(
         message.contains("not in the local Hugging Face cache")

@@ -4,8 +4,7 @@
 use discrete_diffusion::{SeededNoise, Truncation};
 use reference_fixtures::materialize_pipeline;
 use vq_pipeline::{
-    GenerationOptions, LoadOptions, ModelSource, PipelineError, Variant, VqDiffusionPipeline,
-    write_outputs,
+    Error, GenerationOptions, LoadOptions, ModelSource, Variant, VqDiffusionPipeline, write_outputs,
 };
 
 fn fixture_copy(tag: &str) -> std::path::PathBuf {
@@ -22,7 +21,7 @@ fn missing_files_are_all_reported() {
     std::fs::remove_file(root.join("scheduler/scheduler_config.json")).unwrap();
     std::fs::remove_file(root.join("vqvae/diffusion_pytorch_model.safetensors")).unwrap();
     std::fs::remove_file(root.join("tokenizer/vocab.json")).unwrap();
-    let err = VqDiffusionPipeline::load(&root, LoadOptions::default())
+    let err = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -50,7 +49,7 @@ fn inconsistent_configs_are_all_reported() {
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     config["num_vec_classes"] = 33.into();
     std::fs::write(&path, config.to_string()).unwrap();
-    let err = VqDiffusionPipeline::load(&root, LoadOptions::default())
+    let err = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -65,7 +64,7 @@ fn corrupt_weights_name_the_component() {
     let path = root.join("transformer/diffusion_pytorch_model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = VqDiffusionPipeline::load(&root, LoadOptions::default())
+    let err = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default())
         .err()
         .unwrap()
         .to_string();
@@ -76,7 +75,7 @@ fn corrupt_weights_name_the_component() {
 #[test]
 fn missing_fp16_variant_is_explained() {
     let root = fixture_copy("variant");
-    let err = VqDiffusionPipeline::load(
+    let err = VqDiffusionPipeline::from_pretrained(
         &root,
         LoadOptions {
             variant: Variant::Fp16,
@@ -109,18 +108,18 @@ fn model_sources_parse() {
     );
     assert!(matches!(
         ModelSource::parse("no such thing here", "main"),
-        Err(PipelineError::ModelNotFound { .. })
+        Err(Error::ModelNotFound { .. })
     ));
     assert!(matches!(
         ModelSource::parse("./missing/dir/x", "main"),
-        Err(PipelineError::ModelNotFound { .. })
+        Err(Error::ModelNotFound { .. })
     ));
 }
 
 #[test]
 fn options_are_validated_and_outputs_checked() {
     let root = fixture_copy("options");
-    let pipeline = VqDiffusionPipeline::load(&root, LoadOptions::default()).unwrap();
+    let pipeline = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default()).unwrap();
     let run = |o: GenerationOptions| {
         pipeline
             .generate(&o, &mut SeededNoise::new(0), |_| Ok(()))
@@ -164,7 +163,7 @@ fn options_are_validated_and_outputs_checked() {
     );
 
     // Same seed, same images; every sampler runs.
-    let options = GenerationOptions::new(["a red circle", "a blue square"]).seed(7);
+    let options = GenerationOptions::new(["a red circle", "a blue square"]);
     let a = pipeline
         .generate(&options, &mut SeededNoise::new(7), |_| Ok(()))
         .unwrap();
@@ -175,6 +174,23 @@ fn options_are_validated_and_outputs_checked() {
         a.tokens.to_vec2::<u32>().unwrap(),
         b.tokens.to_vec2::<u32>().unwrap()
     );
+    assert_eq!(a.seed, Some(7));
+
+    // The step callback stops a generation with `Cancelled`.
+    let mut calls = 0;
+    let cancelled = pipeline.generate(&options, &mut SeededNoise::new(7), |_| {
+        calls += 1;
+        if calls == 3 {
+            Err(vq_pipeline::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        matches!(cancelled, Err(vq_pipeline::Error::Cancelled)),
+        "{cancelled:?}"
+    );
+    assert_eq!(calls, 3);
     for sampler in [
         vq_pipeline::SamplerChoice::Full,
         vq_pipeline::SamplerChoice::Strided,

@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use vq_transformer::{Timestep, Transformer2DConfig, Transformer2DModel};
+use discrete_diffusion::Timesteps;
+use vq_transformer::{Transformer2DConfig, Transformer2DModel};
 
 struct Args {
     dir: Option<String>,
@@ -123,7 +124,7 @@ fn main() -> anyhow::Result<()> {
             // Random weights from a VarMap, detached so that nothing tracks gradients (the
             // inference path with fused kernels).
             let varmap = VarMap::new();
-            Transformer2DModel::new(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+            Transformer2DModel::new(VarBuilder::from_varmap(&varmap, DType::F32, &dev), &cfg)?;
             let weights: HashMap<String, Tensor> = varmap
                 .data()
                 .lock()
@@ -132,7 +133,7 @@ fn main() -> anyhow::Result<()> {
                 .map(|(k, v)| Ok((k.clone(), (v.as_tensor() * 0.05)?.detach())))
                 .collect::<candle_core::Result<_>>()?;
             let model =
-                Transformer2DModel::new(&cfg, VarBuilder::from_tensors(weights, a.dtype, &dev))?;
+                Transformer2DModel::new(VarBuilder::from_tensors(weights, a.dtype, &dev), &cfg)?;
             let ids: Vec<u32> = (0..2048u32)
                 .map(|i| if i % 2 == 0 { 4096 } else { i * 37 % 4096 })
                 .collect();
@@ -145,7 +146,7 @@ fn main() -> anyhow::Result<()> {
     eprintln!("peak RSS after load: {:.0} MB", peak_rss_mb());
     let cfg = model.config().clone();
     let (block_flops, head_flops) = flops(&cfg, 2, states.dim(1)?);
-    let t = Timestep::Shared(t);
+    let t = Timesteps::Shared(t);
 
     if std::env::var("VQ_BENCH_TRACE").is_ok() {
         let ctx = model.prepare_context(&states)?;

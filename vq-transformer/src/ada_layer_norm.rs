@@ -11,9 +11,11 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::layers::{Linear, cast, layer_norm};
-use crate::{Result, Timestep};
+use discrete_diffusion::Timesteps;
 
-/// Timestep-conditioned LayerNorm.
+use crate::Result;
+
+/// Timesteps-conditioned LayerNorm.
 #[derive(Debug, Clone)]
 pub struct AdaLayerNorm {
     emb: Tensor,
@@ -23,7 +25,7 @@ pub struct AdaLayerNorm {
 
 impl AdaLayerNorm {
     /// Loads `emb.weight` `(num_embeddings, D)` and `linear` `(2D, D)` with bias.
-    pub fn new(dim: usize, num_embeddings: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+    pub fn new(vb: VarBuilder, dim: usize, num_embeddings: usize, eps: f64) -> Result<Self> {
         let emb = vb.pp("emb").get_with_hints(
             (num_embeddings, dim),
             "weight",
@@ -32,7 +34,7 @@ impl AdaLayerNorm {
                 stdev: 1.0,
             },
         )?;
-        let linear = Linear::new(dim, 2 * dim, true, vb.pp("linear"))?;
+        let linear = Linear::new(vb.pp("linear"), dim, 2 * dim, true)?;
         Ok(Self { emb, linear, eps })
     }
 
@@ -43,7 +45,7 @@ impl AdaLayerNorm {
 
     /// `(1 + scale, shift)`, each `(G, D)` in `dtype`: `G = 1` for a shared timestep, `G = B`
     /// for per-sample timesteps.
-    pub fn modulation(&self, t: &Timestep, dtype: DType) -> Result<(Tensor, Tensor)> {
+    pub fn modulation(&self, t: &Timesteps, dtype: DType) -> Result<(Tensor, Tensor)> {
         let ids: Vec<u32> = t.as_slice().iter().map(|&t| t as u32).collect();
         let ids = Tensor::from_vec(ids, t.as_slice().len(), self.emb.device())?;
         let tau = cast(&self.emb.index_select(&ids, 0)?, dtype)?;
@@ -71,7 +73,7 @@ impl AdaLayerNorm {
     }
 
     /// `LN(x)·(1 + scale) + shift` for `x` `(B, N, D)`.
-    pub fn forward(&self, x: &Tensor, t: &Timestep, train: bool) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, t: &Timesteps, train: bool) -> Result<Tensor> {
         let m = self.modulation(t, x.dtype())?;
         self.forward_modulated(x, &m, train)
     }

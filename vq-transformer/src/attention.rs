@@ -38,6 +38,7 @@ impl Attention {
     /// `bias`) and `to_out.0` `(query_dim, H·d)` (bias when `out_bias`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        vb: VarBuilder,
         query_dim: usize,
         context_dim: usize,
         heads: usize,
@@ -46,14 +47,13 @@ impl Attention {
         out_bias: bool,
         dropout: f64,
         upcast: bool,
-        vb: VarBuilder,
     ) -> Result<Self> {
         let inner = heads * head_dim;
         Ok(Self {
-            to_q: Linear::new(query_dim, inner, bias, vb.pp("to_q"))?,
-            to_k: Linear::new(context_dim, inner, bias, vb.pp("to_k"))?,
-            to_v: Linear::new(context_dim, inner, bias, vb.pp("to_v"))?,
-            to_out: Linear::new(inner, query_dim, out_bias, vb.pp("to_out").pp("0"))?,
+            to_q: Linear::new(vb.pp("to_q"), query_dim, inner, bias)?,
+            to_k: Linear::new(vb.pp("to_k"), context_dim, inner, bias)?,
+            to_v: Linear::new(vb.pp("to_v"), context_dim, inner, bias)?,
+            to_out: Linear::new(vb.pp("to_out").pp("0"), inner, query_dim, out_bias)?,
             heads,
             head_dim,
             dropout,

@@ -9,12 +9,14 @@ use crate::attention::{Attention, KeyValue};
 use crate::config::{NormType, Transformer2DConfig};
 use crate::feed_forward::FeedForward;
 use crate::layers::LayerNorm;
-use crate::{Result, Timestep};
+use discrete_diffusion::Timesteps;
+
+use crate::Result;
 
 /// `norm1` / `norm2` of a block.
 #[derive(Debug, Clone)]
 pub enum BlockNorm {
-    /// Timestep-conditioned (`"ada_norm"`).
+    /// Timesteps-conditioned (`"ada_norm"`).
     Ada(AdaLayerNorm),
     /// Plain affine LayerNorm (`"layer_norm"`).
     Plain(LayerNorm),
@@ -33,21 +35,21 @@ impl BlockNorm {
         let dim = cfg.inner_dim();
         Ok(match cfg.effective_norm_type()? {
             NormType::AdaNorm => BlockNorm::Ada(AdaLayerNorm::new(
+                vb,
                 dim,
                 cfg.num_embeds_ada_norm.unwrap_or(0),
                 cfg.norm_eps,
-                vb,
             )?),
             NormType::LayerNorm => BlockNorm::Plain(LayerNorm::new(
+                vb,
                 dim,
                 cfg.norm_eps,
                 cfg.norm_elementwise_affine,
-                vb,
             )?),
         })
     }
 
-    fn modulation(&self, t: &Timestep, dtype: DType) -> Result<Option<(Tensor, Tensor)>> {
+    fn modulation(&self, t: &Timesteps, dtype: DType) -> Result<Option<(Tensor, Tensor)>> {
         match self {
             BlockNorm::Ada(n) => Ok(Some(n.modulation(t, dtype)?)),
             BlockNorm::Plain(_) => Ok(None),
@@ -76,10 +78,11 @@ pub struct BasicTransformerBlock {
 
 impl BasicTransformerBlock {
     /// Loads `norm1`, `attn1`, `norm2`, `attn2`, `norm3`, `ff` under `vb`.
-    pub fn new(cfg: &Transformer2DConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(vb: VarBuilder, cfg: &Transformer2DConfig) -> Result<Self> {
         let dim = cfg.inner_dim();
         let attention = |context_dim: usize, vb: VarBuilder| {
             Attention::new(
+                vb,
                 dim,
                 context_dim,
                 cfg.num_attention_heads,
@@ -88,7 +91,6 @@ impl BasicTransformerBlock {
                 cfg.attention_out_bias,
                 cfg.dropout,
                 cfg.upcast_attention,
-                vb,
             )
         };
         let (norm2, attn2) = match cfg.cross_attention_dim {
@@ -104,17 +106,17 @@ impl BasicTransformerBlock {
             norm2,
             attn2,
             norm3: LayerNorm::new(
+                vb.pp("norm3"),
                 dim,
                 cfg.norm_eps,
                 cfg.norm_elementwise_affine,
-                vb.pp("norm3"),
             )?,
             ff: FeedForward::new(
+                vb.pp("ff"),
                 dim,
                 cfg.ff_inner_dim(),
                 cfg.activation()?,
                 cfg.dropout,
-                vb.pp("ff"),
             )?,
         })
     }
@@ -125,7 +127,7 @@ impl BasicTransformerBlock {
     }
 
     /// AdaLN modulations for timestep input `t`.
-    pub fn modulation(&self, t: &Timestep, dtype: DType) -> Result<BlockModulation> {
+    pub fn modulation(&self, t: &Timesteps, dtype: DType) -> Result<BlockModulation> {
         Ok(BlockModulation {
             norm1: self.norm1.modulation(t, dtype)?,
             norm2: match &self.norm2 {

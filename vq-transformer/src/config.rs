@@ -133,10 +133,10 @@ impl Transformer2DConfig {
     }
 
     /// Parses `config.json` text and validates it.
-    pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: Self = serde_json::from_str(text).map_err(|e| Error::File {
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        let cfg: Self = serde_json::from_str(text).map_err(|source| Error::Json {
             path: "config.json".into(),
-            message: e.to_string(),
+            source,
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -145,13 +145,13 @@ impl Transformer2DConfig {
     /// Reads and validates a `config.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
         })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|e| Error::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        let cfg: Self = serde_json::from_str(&text).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
         })?;
         cfg.validate()?;
         Ok(cfg)

@@ -1,68 +1,92 @@
 //! The error type of the crate: every failure names the file, setting, shape or value at fault.
+//! Weight-file problems come from the shared reader ([`vq_nn::Error`]).
 
-/// Errors returned by `vq-transformer`.
+use std::path::PathBuf;
+
+/// Errors of `vq-transformer`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A tensor operation (or a checkpoint read) failed inside candle.
+    /// A tensor operation failed inside candle.
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
-    /// Reading or parsing a configuration or checkpoint file failed.
-    #[error("{path}: {message}")]
-    File {
-        /// The file or folder.
-        path: String,
-        /// What went wrong.
-        message: String,
+    Candle(candle_core::Error),
+    /// A configuration file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
-    /// The configuration describes a model this crate does not implement (continuous or
-    /// patched inputs, another norm type, ...).
+    /// A configuration file is not valid JSON for `Transformer2DModel`.
+    #[error("{}: invalid config: {source}", path.display())]
+    Json {
+        /// The file (`config.json` for parsed strings).
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A weight file could not be read or does not fit the configuration.
+    #[error(transparent)]
+    Weights(#[from] vq_nn::Error),
+    /// The configuration asks for something this crate does not implement.
     #[error("unsupported Transformer2DModel configuration: {0}")]
     Unsupported(String),
-    /// A tensor had the wrong shape.
+    /// An input has the wrong shape.
     #[error("{what}: expected shape {expected}, found {found:?}")]
     Shape {
-        /// Which argument.
+        /// Which input.
         what: &'static str,
-        /// Human-readable description of the expected shape.
+        /// The expected shape, in words.
         expected: String,
-        /// The shape that was passed.
+        /// The shape passed.
         found: Vec<usize>,
     },
-    /// A token id was outside `0..num_vector_embeds`.
+    /// A token id is out of range.
     #[error("x_t: token id {id} is out of range (valid: 0..{limit})")]
     TokenOutOfRange {
-        /// The offending id.
+        /// The id.
         id: u32,
-        /// Exclusive upper bound (`num_vector_embeds`).
+        /// Exclusive upper bound.
         limit: usize,
     },
-    /// A timestep was outside the AdaLayerNorm embedding table.
+    /// A timestep has no AdaLayerNorm row.
     #[error(
         "timestep {t} is out of range (the AdaLayerNorm table has {rows} rows: valid 0..{rows})"
     )]
     TimestepOutOfRange {
-        /// The offending timestep.
+        /// The timestep.
         t: usize,
-        /// Rows of the table (`num_embeds_ada_norm`).
+        /// Rows of the table.
         rows: usize,
     },
-    /// A per-sample timestep vector did not match the batch.
+    /// Per-sample timesteps do not match the batch.
     #[error("{given} per-sample timesteps for a batch of {batch}")]
     TimestepCount {
-        /// Number of timesteps passed.
+        /// Timesteps given.
         given: usize,
-        /// Batch size of `x_t`.
+        /// Batch size.
         batch: usize,
     },
-    /// Classifier-free guidance (in `discrete-diffusion`) failed.
+    /// A discrete-diffusion operation failed.
     #[error(transparent)]
     Diffusion(#[from] discrete_diffusion::Error),
-    /// A prepared text context was used with another batch size or another model.
+    /// The text context does not fit the model.
     #[error("text context: {0}")]
     Context(String),
 }
 
-/// Result alias of the crate.
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        match vq_nn::Error::from_candle(e) {
+            Ok(weights) => Error::Weights(weights),
+            Err(e) => Error::Candle(e),
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl From<Error> for discrete_diffusion::Error {
@@ -90,7 +114,7 @@ impl From<Error> for discrete_diffusion::Error {
                 }
             }
             Error::Diffusion(e) => e,
-            other => discrete_diffusion::Error::InvalidSetting(other.to_string()),
+            other => discrete_diffusion::Error::Model(Box::new(other)),
         }
     }
 }

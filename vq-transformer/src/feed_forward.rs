@@ -21,19 +21,19 @@ pub struct FeedForward {
 impl FeedForward {
     /// Loads `net.0.proj` and `net.2` (with biases).
     pub fn new(
+        vb: VarBuilder,
         dim: usize,
         inner_dim: usize,
         activation: Activation,
         dropout: f64,
-        vb: VarBuilder,
     ) -> Result<Self> {
         let proj_out = match activation {
             Activation::Geglu => 2 * inner_dim,
             _ => inner_dim,
         };
         Ok(Self {
-            proj: Linear::new(dim, proj_out, true, vb.pp("net").pp("0").pp("proj"))?,
-            out: Linear::new(inner_dim, dim, true, vb.pp("net").pp("2"))?,
+            proj: Linear::new(vb.pp("net").pp("0").pp("proj"), dim, proj_out, true)?,
+            out: Linear::new(vb.pp("net").pp("2"), inner_dim, dim, true)?,
             activation,
             dropout,
         })

@@ -22,11 +22,11 @@ pub struct ImagePositionalEmbeddings {
 impl ImagePositionalEmbeddings {
     /// Loads `emb.weight` `(K, D)`, `height_emb.weight` `(H, D)`, `width_emb.weight` `(W, D)`.
     pub fn new(
+        vb: VarBuilder,
         num_embed: usize,
         height: usize,
         width: usize,
         dim: usize,
-        vb: VarBuilder,
     ) -> Result<Self> {
         let init = Init::Randn {
             mean: 0.0,

@@ -39,7 +39,7 @@ pub struct Linear {
 impl Linear {
     /// Loads `weight` `(out, in)` and optionally `bias` `(out)` from `vb` (PyTorch's
     /// initialisation hints when `vb` creates variables).
-    pub fn new(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
         let weight = vb.get_with_hints(
             (out_dim, in_dim),
             "weight",
@@ -166,7 +166,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// Loads `weight`/`bias` `(D,)` when `affine`.
-    pub fn new(dim: usize, eps: f64, affine: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn new(vb: VarBuilder, dim: usize, eps: f64, affine: bool) -> Result<Self> {
         let (weight, bias) = if affine {
             (
                 Some(vb.get_with_hints(dim, "weight", Init::Const(1.0))?),

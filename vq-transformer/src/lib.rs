@@ -9,7 +9,7 @@
 //!   [`ImagePositionalEmbeddings`] (`latent_image_embedding`), [`BasicTransformerBlock`]
 //!   (`transformer_blocks.{i}`: `norm1`/[`AdaLayerNorm`], `attn1`/[`Attention`], `norm2`,
 //!   `attn2`, `norm3`, `ff`/[`FeedForward`]) and the [`OutputHead`] (`norm_out`, `out`).
-//! * [`Transformer2DModel::forward`]: ids `x_t` `(B, N)`, a [`Timestep`] (shared, or one per
+//! * [`Transformer2DModel::forward`]: ids `x_t` `(B, N)`, a [`discrete_diffusion::Timesteps`] (shared, or one per
 //!   sample), encoder states `(B, 77, C)` → `log p̂(x_0)` `(B, K−1, N)` f32, log-softmax in
 //!   f64 as diffusers.
 //! * Inference work is done once per generation: [`Transformer2DModel::prepare_context`]
@@ -34,7 +34,6 @@ mod kernels;
 mod layers;
 mod output_head;
 mod text_context;
-mod timestep;
 mod transformer_2d;
 
 #[cfg(test)]
@@ -51,5 +50,4 @@ pub use image_positional_embeddings::ImagePositionalEmbeddings;
 pub use layers::{LayerNorm, Linear};
 pub use output_head::OutputHead;
 pub use text_context::TextContext;
-pub use timestep::Timestep;
-pub use transformer_2d::{Transformer2DModel, default_compute_dtype, weights_var_builder};
+pub use transformer_2d::Transformer2DModel;

@@ -17,10 +17,10 @@ pub struct OutputHead {
 
 impl OutputHead {
     /// Loads `norm_out.{weight,bias}` and `out.{weight,bias}` (`vb` at the model root).
-    pub fn new(dim: usize, num_classes: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+    pub fn new(vb: VarBuilder, dim: usize, num_classes: usize, eps: f64) -> Result<Self> {
         Ok(Self {
-            norm_out: LayerNorm::new(dim, eps, true, vb.pp("norm_out"))?,
-            out: Linear::new(dim, num_classes, true, vb.pp("out"))?,
+            norm_out: LayerNorm::new(vb.pp("norm_out"), dim, eps, true)?,
+            out: Linear::new(vb.pp("out"), dim, num_classes, true)?,
         })
     }
 

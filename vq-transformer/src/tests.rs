@@ -8,7 +8,7 @@ use discrete_diffusion::Denoiser;
 use crate::*;
 
 fn tiny_config(dropout: f64) -> Transformer2DConfig {
-    Transformer2DConfig::from_json(&format!(
+    Transformer2DConfig::from_json_str(&format!(
         r#"{{"_class_name": "Transformer2DModel", "activation_fn": "geglu-approximate",
         "attention_bias": true, "attention_head_dim": 4, "cross_attention_dim": 6,
         "dropout": {dropout}, "num_attention_heads": 2, "num_embeds_ada_norm": 5,
@@ -20,7 +20,7 @@ fn tiny_config(dropout: f64) -> Transformer2DConfig {
 fn tiny_model(dropout: f64) -> (VarMap, Transformer2DModel) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    let model = Transformer2DModel::new(&tiny_config(dropout), vb).unwrap();
+    let model = Transformer2DModel::new(vb, &tiny_config(dropout)).unwrap();
     (varmap, model)
 }
 
@@ -45,7 +45,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 #[test]
 fn ithq_config_switches_to_ada_norm() {
     // The hub config (reference §5.3): no norm_type, num_embeds_ada_norm set.
-    let cfg = Transformer2DConfig::from_json(
+    let cfg = Transformer2DConfig::from_json_str(
         r#"{"_class_name": "Transformer2DModel", "_diffusers_version": "0.8.0",
         "activation_fn": "geglu-approximate", "attention_bias": true, "attention_head_dim": 88,
         "cross_attention_dim": 512, "dropout": 0.0, "in_channels": null, "norm_num_groups": 32,
@@ -88,7 +88,7 @@ fn continuous_and_patched_configs_are_refused() {
             "activation_fn",
         ),
     ] {
-        let err = Transformer2DConfig::from_json(json)
+        let err = Transformer2DConfig::from_json_str(json)
             .unwrap_err()
             .to_string();
         assert!(err.contains(needle), "{json}: {err}");

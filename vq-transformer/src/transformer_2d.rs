@@ -2,7 +2,7 @@
 //! embedding, `num_layers` [`BasicTransformerBlock`]s conditioned on the timestep (AdaLN) and
 //! the text (cross-attention), and the [`OutputHead`] returning `log p̂(x_0)` `(B, K−1, N)` f32.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -12,7 +12,9 @@ use crate::config::Transformer2DConfig;
 use crate::image_positional_embeddings::ImagePositionalEmbeddings;
 use crate::output_head::OutputHead;
 use crate::text_context::TextContext;
-use crate::{Error, Result, Timestep};
+use discrete_diffusion::Timesteps;
+
+use crate::{Error, Result};
 
 /// diffusers' `Transformer2DModel` (discrete inputs).
 #[derive(Debug, Clone)]
@@ -25,41 +27,32 @@ pub struct Transformer2DModel {
     device: Device,
 }
 
-/// The compute dtype used for weights stored as `storage` on `device`: the storage dtype,
-/// except bf16 on the CPU (candle has no CPU bf16 matmul), which computes in f32.
-pub fn default_compute_dtype(storage: DType, device: &Device) -> DType {
-    match (storage, device) {
-        (DType::BF16, Device::Cpu) => DType::F32,
-        (d, _) => d,
-    }
-}
-
 impl Transformer2DModel {
     /// Builds the model from `vb` (diffusers key names at the root of `vb`): an mmap'd
     /// checkpoint, a `.bin`, or a [`candle_nn::VarMap`] for training.
-    pub fn new(config: &Transformer2DConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(vb: VarBuilder, config: &Transformer2DConfig) -> Result<Self> {
         config.validate()?;
         let dim = config.inner_dim();
         let (h, w) = config.grid();
         let latent_image_embedding = ImagePositionalEmbeddings::new(
+            vb.pp("latent_image_embedding"),
             config.num_embeds(),
             h,
             w,
             dim,
-            vb.pp("latent_image_embedding"),
         )?;
         let transformer_blocks = (0..config.num_layers)
-            .map(|i| BasicTransformerBlock::new(config, vb.pp("transformer_blocks").pp(i)))
+            .map(|i| BasicTransformerBlock::new(vb.pp("transformer_blocks").pp(i), config))
             .collect::<Result<Vec<_>>>()?;
         // diffusers builds `norm_out` as `nn.LayerNorm(inner_dim)`: PyTorch's default eps 1e-5,
         // whatever `norm_eps` says.
-        let head = OutputHead::new(dim, config.num_classes(), 1e-5, vb.clone())?;
+        let head = OutputHead::new(vb.clone(), dim, config.num_classes(), 1e-5)?;
         Ok(Self {
             config: config.clone(),
             latent_image_embedding,
             transformer_blocks,
             head,
-            compute_dtype: default_compute_dtype(vb.dtype(), vb.device()),
+            compute_dtype: vq_nn::compute_dtype(vb.dtype(), vb.device()),
             device: vb.device().clone(),
         })
     }
@@ -68,35 +61,25 @@ impl Transformer2DModel {
     /// folder itself, with `config.json` and `diffusion_pytorch_model.safetensors` (mmap'd)
     /// or `diffusion_pytorch_model.bin` (PyTorch pickle). Weights are stored as `dtype`.
     pub fn from_pretrained(dir: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Self> {
-        let mut dir = dir.as_ref().to_path_buf();
-        if dir.join("transformer").join("config.json").is_file() {
-            dir = dir.join("transformer");
-        }
+        let dir = vq_nn::component_folder(dir.as_ref(), "transformer", "config.json");
         let config = Transformer2DConfig::from_file(dir.join("config.json"))?;
-        let st = dir.join("diffusion_pytorch_model.safetensors");
-        let bin = dir.join("diffusion_pytorch_model.bin");
-        let weights = if st.is_file() {
-            st
-        } else if bin.is_file() {
-            bin
-        } else {
-            return Err(Error::File {
-                path: dir.display().to_string(),
-                message: "no diffusion_pytorch_model.safetensors or .bin".into(),
-            });
-        };
-        Self::load(&config, &weights, dtype, device)
+        let weights = vq_nn::WeightNames::DIFFUSERS.find(&dir, vq_nn::Variant::Default)?;
+        Self::from_weights(&config, weights, dtype, device)
     }
 
-    /// Loads weights from one `.safetensors` (mmap'd) or PyTorch `.bin`/`.pth` file.
-    pub fn load(
+    /// Loads weights from one `.safetensors` or PyTorch `.bin`/`.pth` file (memory-mapped),
+    /// strictly: a missing, mis-shaped or non-float weight, and any tensor of the file the
+    /// model built from `config` does not use, are errors naming the key.
+    pub fn from_weights(
         config: &Transformer2DConfig,
-        weights: &Path,
+        weights: impl AsRef<Path>,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
-        let vb = weights_var_builder(weights, dtype, device)?;
-        Self::new(config, vb)
+        let source = vq_nn::WeightSource::open(weights)?;
+        let model = Self::new(source.var_builder(dtype, device), config)?;
+        source.ensure_all_used(|_| false)?;
+        Ok(model)
     }
 
     /// Sets the dtype activations are computed in (weights keep their storage dtype and are
@@ -159,8 +142,8 @@ impl Transformer2DModel {
         }
     }
 
-    fn check_timestep(&self, t: &Timestep, batch: usize) -> Result<()> {
-        if let Timestep::PerSample(ts) = t
+    fn check_timestep(&self, t: &Timesteps, batch: usize) -> Result<()> {
+        if let Timesteps::PerSample(ts) = t
             && ts.len() != batch
         {
             return Err(Error::TimestepCount {
@@ -183,7 +166,7 @@ impl Transformer2DModel {
     pub fn forward(
         &self,
         x_t: &Tensor,
-        t: impl Into<Timestep>,
+        t: impl Into<Timesteps>,
         encoder_hidden_states: &Tensor,
     ) -> Result<Tensor> {
         let context = self.uncached_context(encoder_hidden_states)?;
@@ -194,7 +177,7 @@ impl Transformer2DModel {
     pub fn forward_with_context(
         &self,
         x_t: &Tensor,
-        t: impl Into<Timestep>,
+        t: impl Into<Timesteps>,
         context: &TextContext,
     ) -> Result<Tensor> {
         self.forward_t(x_t, t, Some(context), false)
@@ -205,7 +188,7 @@ impl Transformer2DModel {
     pub fn forward_t(
         &self,
         x_t: &Tensor,
-        t: impl Into<Timestep>,
+        t: impl Into<Timesteps>,
         context: Option<&TextContext>,
         train: bool,
     ) -> Result<Tensor> {
@@ -217,7 +200,7 @@ impl Transformer2DModel {
     pub fn hidden_states(
         &self,
         x_t: &Tensor,
-        t: &Timestep,
+        t: &Timesteps,
         context: Option<&TextContext>,
         train: bool,
     ) -> Result<Tensor> {
@@ -257,7 +240,7 @@ impl Transformer2DModel {
     pub fn guided_log_p_x0(
         &self,
         x_t: &Tensor,
-        t: impl Into<Timestep>,
+        t: impl Into<Timesteps>,
         context: &TextContext,
         scale: f64,
     ) -> Result<Tensor> {
@@ -281,23 +264,4 @@ impl Transformer2DModel {
             &uncond, &cond, scale,
         )?)
     }
-}
-
-/// A `VarBuilder` over a `.safetensors` (mmap'd) or PyTorch pickle file.
-pub fn weights_var_builder(
-    path: &Path,
-    dtype: DType,
-    device: &Device,
-) -> Result<VarBuilder<'static>> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let vb = if ext == "safetensors" {
-        // SAFETY: the file is mapped read-only; it must not be modified while the model lives.
-        unsafe { VarBuilder::from_mmaped_safetensors(&[PathBuf::from(path)], dtype, device) }
-    } else {
-        VarBuilder::from_pth(path, dtype, device)
-    };
-    vb.map_err(|e| Error::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
 }

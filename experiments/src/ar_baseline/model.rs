@@ -48,8 +48,9 @@ impl ArBlock {
         let w = c.width();
         let map = |e: vq_transformer::Error| candle_core::Error::Msg(e.to_string());
         Ok(Self {
-            norm1: LayerNorm::new(w, 1e-5, true, vb.pp("norm1")).map_err(map)?,
+            norm1: LayerNorm::new(vb.pp("norm1"), w, 1e-5, true).map_err(map)?,
             attn1: Attention::new(
+                vb.pp("attn1"),
                 w,
                 w,
                 c.heads,
@@ -58,11 +59,11 @@ impl ArBlock {
                 true,
                 0.0,
                 false,
-                vb.pp("attn1"),
             )
             .map_err(map)?,
-            norm2: LayerNorm::new(w, 1e-5, true, vb.pp("norm2")).map_err(map)?,
+            norm2: LayerNorm::new(vb.pp("norm2"), w, 1e-5, true).map_err(map)?,
             attn2: Attention::new(
+                vb.pp("attn2"),
                 w,
                 c.context_dim,
                 c.heads,
@@ -71,11 +72,10 @@ impl ArBlock {
                 true,
                 0.0,
                 false,
-                vb.pp("attn2"),
             )
             .map_err(map)?,
-            norm3: LayerNorm::new(w, 1e-5, true, vb.pp("norm3")).map_err(map)?,
-            ff: FeedForward::new(w, 4 * w, Activation::Geglu, 0.0, vb.pp("ff")).map_err(map)?,
+            norm3: LayerNorm::new(vb.pp("norm3"), w, 1e-5, true).map_err(map)?,
+            ff: FeedForward::new(vb.pp("ff"), w, 4 * w, Activation::Geglu, 0.0).map_err(map)?,
         })
     }
 
@@ -122,8 +122,8 @@ impl ArTransformer {
             token_emb: vb.get_with_hints((config.num_classes + 1, w), "token_emb", normal)?,
             pos_emb: vb.get_with_hints((config.num_tokens, w), "pos_emb", normal)?,
             blocks,
-            norm_out: LayerNorm::new(w, 1e-5, true, vb.pp("norm_out"))?,
-            head: Linear::new(w, config.num_classes, true, vb.pp("head"))?,
+            norm_out: LayerNorm::new(vb.pp("norm_out"), w, 1e-5, true)?,
+            head: Linear::new(vb.pp("head"), w, config.num_classes, true)?,
             config: config.clone(),
         })
     }

@@ -64,5 +64,5 @@ pub fn decode(
 ) -> anyhow::Result<Vec<RgbImage>> {
     let b = tokens.dim(0)?;
     let decoded = vq.decode_tokens(&tokens.reshape((b, grid.0, grid.1))?)?;
-    Ok(vq_codebook::image_io::tensor_to_images(&decoded)?)
+    Ok(vq_codebook::tensor_to_images(&decoded)?)
 }

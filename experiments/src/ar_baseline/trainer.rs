@@ -132,7 +132,7 @@ impl ArTrainer {
         Ok(Self {
             optimisers: OptimiserGroups::new(&named, d)?,
             vars: named.into_iter().map(|(_, v)| v).collect(),
-            tokenizer: ClipTokenizer::from_folder(&repository_tokenizer_dir())?,
+            tokenizer: ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
             schedule: LrSchedule {
                 peak: d.learning_rate,
                 final_fraction: d.final_lr_fraction,

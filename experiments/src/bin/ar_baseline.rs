@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
 
     // VQ-Diffusion at several step counts.
     let model_dir = study.train("VQ-Diffusion", &base)?;
-    let pipeline = VqDiffusionPipeline::load(&model_dir, LoadOptions::default())?;
+    let pipeline = VqDiffusionPipeline::from_pretrained(&model_dir, LoadOptions::default())?;
     let guidance_scale = args.guidance_scale.unwrap_or(
         pipeline
             .default_options(Vec::<String>::new())
@@ -104,9 +104,11 @@ fn main() -> anyhow::Result<()> {
         .to_scalar::<f64>()?
         / n as f64
         / std::f64::consts::LN_2;
-    let vq = VqModel::load(experiments::embedded::vq_stage::vq_export_dir(
-        &scale.run_dir,
-    ))?;
+    let vq = VqModel::from_pretrained(
+        experiments::embedded::vq_stage::vq_export_dir(&scale.run_dir),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )?;
     let grid = base.transformer.grid();
     let start = Instant::now();
     let mut images = Vec::new();

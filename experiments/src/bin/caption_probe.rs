@@ -54,7 +54,11 @@ fn main() -> anyhow::Result<()> {
     let tensors = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| checkpoint.display().to_string())?;
     model.load(&tensors)?;
-    let vq = VqModel::load(vq_export_dir(&args.run_dir))?;
+    let vq = VqModel::from_pretrained(
+        vq_export_dir(&args.run_dir),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )?;
     let rows = caption_sensitivity(
         &config,
         &model,

@@ -64,7 +64,7 @@ fn faithfulness(s: &VariantScore) -> f64 {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let model = args.study.model_dir()?;
-    let pipeline = VqDiffusionPipeline::load(&model, LoadOptions::default())?;
+    let pipeline = VqDiffusionPipeline::from_pretrained(&model, LoadOptions::default())?;
     let (scales, rates, ks, weights) = if args.study.quick {
         (vec![1.0, 5.0], vec![0.86], vec![8], vec![1.0])
     } else {

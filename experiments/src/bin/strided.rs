@@ -33,7 +33,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let model = args.study.model_dir()?;
-    let pipeline = VqDiffusionPipeline::load(&model, LoadOptions::default())?;
+    let pipeline = VqDiffusionPipeline::from_pretrained(&model, LoadOptions::default())?;
     let big_t = discrete_diffusion::Transition::num_timesteps(pipeline.chain());
     let steps: Vec<usize> = if args.study.quick {
         vec![10]

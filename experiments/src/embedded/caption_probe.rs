@@ -7,13 +7,13 @@
 
 use candle_core::{DType, Device};
 use clip_text::ClipTokenizer;
+use discrete_diffusion::Timesteps;
 use discrete_diffusion::{SeededNoise, Transition};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use shape_world::{Cell, Colour, SceneSpec, Shape, Size, Split, World, images_to_tensor};
 use vq_codebook::VqModel;
-use vq_transformer::Timestep;
 
 use super::config::EmbeddedConfig;
 use super::denoiser_training::repository_tokenizer_dir;
@@ -74,7 +74,7 @@ pub fn caption_sensitivity(
     seed: u64,
 ) -> anyhow::Result<Vec<ProbeRow>> {
     let chain = config.chain.chain(config.codebook())?;
-    let tokenizer = ClipTokenizer::from_folder(&repository_tokenizer_dir())?;
+    let tokenizer = ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?;
     let world = World::default();
     let examples: Vec<_> = (0..)
         .map(|i| world.example(Split::Validation, i))
@@ -109,7 +109,7 @@ pub fn caption_sensitivity(
             let log_p =
                 model
                     .transformer
-                    .forward_t(&x_t, Timestep::Shared(t), Some(&context), false)?;
+                    .forward_t(&x_t, Timesteps::Shared(t), Some(&context), false)?;
             let nll = log_p
                 .gather(&x0.unsqueeze(1)?, 1)?
                 .neg()?

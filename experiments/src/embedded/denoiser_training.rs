@@ -17,13 +17,13 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use clip_text::ClipTokenizer;
+use discrete_diffusion::Timesteps;
 use discrete_diffusion::{
     MaskAndReplace, SeededNoise, TimestepSampler, TimestepSampling, Transition, training_loss,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use vq_transformer::Timestep;
 
 use super::atomic_file::save_tensors_atomic;
 use super::config::EmbeddedConfig;
@@ -139,7 +139,7 @@ impl DenoiserTrainer {
         let d = &config.denoiser;
         Ok(Self {
             chain: config.chain.chain(config.codebook())?,
-            tokenizer: ClipTokenizer::from_folder(&repository_tokenizer_dir())?,
+            tokenizer: ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
             vars: named.into_iter().map(|(_, v)| v).collect(),
             schedule: LrSchedule {
                 peak: d.learning_rate,
@@ -201,7 +201,7 @@ impl DenoiserTrainer {
         let context = self.model.transformer.uncached_context(&states)?;
         let log_p = self.model.transformer.forward_t(
             &x_t,
-            Timestep::PerSample(ts.clone()),
+            Timesteps::PerSample(ts.clone()),
             Some(&context),
             true,
         )?;

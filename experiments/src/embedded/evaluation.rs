@@ -185,7 +185,7 @@ pub fn evaluate_model(
     settings: &EvalSettings,
     samples: Option<&Path>,
 ) -> anyhow::Result<EvalReport> {
-    let pipeline = VqDiffusionPipeline::load(model_dir, LoadOptions::default())?;
+    let pipeline = VqDiffusionPipeline::from_pretrained(model_dir, LoadOptions::default())?;
     let world = World::default();
     let mut generated = 0usize;
     let start = Instant::now();
@@ -250,7 +250,11 @@ pub fn evaluate_model(
         .map(|e| e.image.clone())
         .collect();
     let fake: Vec<RgbImage> = single_images.into_iter().chain(pair_images).collect();
-    let vq = VqModel::load(model_dir.join("vqvae"))?;
+    let vq = VqModel::from_pretrained(
+        model_dir.join("vqvae"),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )?;
     let recon = reconstruct(&vq, &real)?;
     let net = FeatureNet::shipped()?;
     Ok(EvalReport {
@@ -342,7 +346,7 @@ pub fn gallery_prompts() -> Vec<String> {
 
 /// Generates the gallery prompts with the pipeline's defaults and saves a labelled grid at `path`.
 pub fn write_gallery(model_dir: &Path, path: &Path, seed: u64) -> anyhow::Result<()> {
-    let pipeline = VqDiffusionPipeline::load(model_dir, LoadOptions::default())?;
+    let pipeline = VqDiffusionPipeline::from_pretrained(model_dir, LoadOptions::default())?;
     let prompts = gallery_prompts();
     let images = generate_all(&pipeline, &prompts, prompts.len(), seed)?;
     let items: Vec<_> = prompts.into_iter().zip(images).collect();

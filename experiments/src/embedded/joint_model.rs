@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use clip_text::{ClipTextModel, l2_normalize_tokens};
+use clip_text::{ClipTextModel, l2_normalise_tokens};
 use vq_transformer::Transformer2DModel;
 
 use super::config::EmbeddedConfig;
@@ -39,7 +39,7 @@ impl JointModel {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let text = ClipTextModel::new(vb.pp(TEXT_PREFIX), &config.text)?;
-        let transformer = Transformer2DModel::new(&config.transformer, vb.pp(TRANSFORMER_PREFIX))?;
+        let transformer = Transformer2DModel::new(vb.pp(TRANSFORMER_PREFIX), &config.transformer)?;
         let shape = (config.text.max_position_embeddings, config.text.hidden_size);
         vb.get_with_hints(shape, NULL_KEY, candle_nn::Init::Const(0.0))?;
         seeded_init(
@@ -144,7 +144,7 @@ pub fn condition_with_null(
     ids: &Tensor,
     keep: &[bool],
 ) -> anyhow::Result<Tensor> {
-    let states = l2_normalize_tokens(&text.forward(ids)?)?;
+    let states = l2_normalise_tokens(&text.forward(ids)?)?;
     if keep.iter().all(|&k| k) {
         return Ok(states);
     }

@@ -74,7 +74,11 @@ pub fn run_training(
     }
 
     let vq_report = run_vq_stage(config, run_dir)?;
-    let vq = VqModel::load(vq_export_dir(run_dir))?;
+    let vq = VqModel::from_pretrained(
+        vq_export_dir(run_dir),
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )?;
     let data = load_or_encode(
         &run_dir.join("tokens.safetensors"),
         &vq,

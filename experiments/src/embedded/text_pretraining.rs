@@ -19,7 +19,7 @@ use std::path::Path;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use clip_text::{ClipTextModel, ClipTokenizer, l2_normalize_tokens};
+use clip_text::{ClipTextModel, ClipTokenizer, l2_normalise_tokens};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shape_world::{Colour, ObjectSpec, Relation, Scene, SceneSpec, Shape, Size};
@@ -93,7 +93,7 @@ pub fn caption_targets(spec: &SceneSpec) -> Vec<u32> {
 
 /// The mean over tokens of the L2-normalised states `(B, C)`.
 fn mean_state(text: &ClipTextModel, ids: &Tensor) -> anyhow::Result<Tensor> {
-    Ok(l2_normalize_tokens(&text.forward(ids)?)?.mean(1)?)
+    Ok(l2_normalise_tokens(&text.forward(ids)?)?.mean(1)?)
 }
 
 /// Trains `text` (whose variables are `text_vars`) with a fresh probe on captions of `scenes`;
@@ -107,7 +107,7 @@ pub fn pretrain_text_encoder(
     partial_rate: f64,
     seed: u64,
 ) -> anyhow::Result<f64> {
-    let tokenizer = ClipTokenizer::from_folder(&repository_tokenizer_dir())?;
+    let tokenizer = ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?;
     let probe_map = VarMap::new();
     let vb = VarBuilder::from_varmap(&probe_map, DType::F32, &Device::Cpu);
     let sizes = head_sizes();

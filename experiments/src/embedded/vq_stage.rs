@@ -9,8 +9,8 @@ use std::time::Instant;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use shape_world::{SceneSpec, Split, World, analyse, images_to_tensor, judge};
-use vq_codebook::training::checkpoint_path;
-use vq_codebook::{TrainConfig, Trainer, VqModel, evaluate, image_io::tensor_to_images};
+use vq_codebook::checkpoint_path;
+use vq_codebook::{TrainConfig, Trainer, VqModel, evaluate, tensor_to_images};
 
 use super::atomic_file::write_json_atomic;
 use super::config::EmbeddedConfig;
@@ -65,7 +65,8 @@ pub fn run_vq_stage(config: &EmbeddedConfig, run_dir: &Path) -> anyhow::Result<V
     };
     let checkpoint = checkpoint_path(&dir);
     std::fs::create_dir_all(&dir)?;
-    let mut trainer = Trainer::resume_or_new(&stage.model, &train, &checkpoint)?;
+    let mut trainer =
+        Trainer::resume_or_new(&stage.model, &train, &checkpoint, &candle_core::Device::Cpu)?;
     let first = trainer.step();
     let bar = stage_bar("vq-vae", stage.steps, first);
     say(
@@ -120,7 +121,8 @@ pub fn run_vq_stage(config: &EmbeddedConfig, run_dir: &Path) -> anyhow::Result<V
     let seconds_per_step = start.elapsed().as_secs_f64() / trained;
     let export = vq_export_dir(run_dir);
     trainer.export_diffusers(&export)?;
-    let model = VqModel::load(&export)?;
+    let model =
+        VqModel::from_pretrained(&export, candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let report = evaluate_vq(&model, &world, stage.validation_images, seconds_per_step)?;
     say(
         &bar,

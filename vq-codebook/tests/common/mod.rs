@@ -34,7 +34,7 @@ pub fn seeded_model(config: &VqModelConfig, seed: u64) -> (VarMap, VqModel) {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let model = VqModel::new(vb, config).unwrap();
-    vq_codebook::init::seeded_init(&varmap, seed).unwrap();
+    vq_codebook::seeded_init(&varmap, seed).unwrap();
     (varmap, model)
 }
 

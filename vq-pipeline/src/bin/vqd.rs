@@ -5,17 +5,19 @@
 //! vqd generate "a teddy bear playing in the pool" --model microsoft/vq-diffusion-ithq --out bear.png
 //! ```
 //!
-//! Without `--model` it uses the embedded shape-world model shipped in `models/shape-world/`.
+//! Without `--model` it uses the embedded shape-world model (compiled into the binary from
+//! `models/shape-world/`, unpacked to the user's cache on first use).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use discrete_diffusion::{SeededNoise, Truncation};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
-    LoadOptions, ModelSource, NullCondition, SamplerChoice, Variant, VqDiffusionPipeline,
-    default_model_dir, offline_from_env, write_outputs,
+    HubOptions, LoadOptions, ModelSource, NullCondition, SamplerChoice, Variant,
+    VqDiffusionPipeline, default_model_dir, write_outputs,
 };
 
 #[derive(Parser)]
@@ -53,9 +55,13 @@ struct ModelArgs {
     /// Weight files to read: the default ones or the hub's `*.fp16.*` copies.
     #[arg(long, value_enum, default_value_t = VariantArg::Default)]
     variant: VariantArg,
-    /// Storage precision of the weights in memory (computation is f32 on the CPU).
+    /// Storage precision of the weights in memory (activations are f32 on the CPU).
     #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
     dtype: DTypeArg,
+    /// Device: cpu, cuda, cuda:N, metal (GPU devices need a build with `--features cuda` or
+    /// `--features metal`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Args)]
@@ -130,10 +136,11 @@ fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, String)> {
         DTypeArg::F16 => candle_core::DType::F16,
         DTypeArg::Bf16 => candle_core::DType::BF16,
     };
+    let mut hub = HubOptions::from_env();
+    hub.offline |= args.offline;
     let (root, name) = match &args.model {
         Some(model) => (
-            ModelSource::parse(model, &args.revision)?
-                .resolve(variant, args.offline || offline_from_env())?,
+            ModelSource::parse(model, &args.revision)?.resolve(variant, &hub)?,
             model.clone(),
         ),
         None => {
@@ -142,9 +149,10 @@ fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, String)> {
             (dir, name)
         }
     };
-    let pipeline = VqDiffusionPipeline::load(
+    let pipeline = VqDiffusionPipeline::from_pretrained(
         &root,
         LoadOptions {
+            device: vq_nn::parse_device(&args.device)?,
             dtype,
             variant,
             ..LoadOptions::default()
@@ -159,7 +167,6 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     let load_time = start.elapsed();
     let mut options = pipeline
         .default_options(args.prompts.clone())
-        .seed(args.seed)
         .num_images_per_prompt(args.num_images)
         .sampler(args.sampler)
         .null_condition(args.null)
@@ -223,8 +230,19 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    // Errors print their whole message (cause included) once: no "Caused by" echo.
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Generate(args) => generate(args),
         Command::Check(args) => {
             let (pipeline, _) = load(&args)?;
