@@ -35,9 +35,9 @@ impl LayerNorm {
         let dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
         let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
         let w = self.weight.to_dtype(DType::F32)?;
         let b = self.bias.to_dtype(DType::F32)?;
         normed.broadcast_mul(&w)?.broadcast_add(&b)?.to_dtype(dtype)

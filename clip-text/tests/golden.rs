@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use clip_text::{ClipTextModel, ClipTokenizer, TextCleaning, Truncation, l2_normalise_tokens};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, json, materialize_pipeline};
+use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, json, materialise_pipeline};
 use serde_json::Value;
 
 fn ids_of(value: &Value) -> Vec<u32> {
@@ -195,7 +195,7 @@ fn original_cleaning_matches_open_clip_simple_tokenizer() {
 }
 
 fn pipeline_check(name: &str) {
-    let dir: PathBuf = materialize_pipeline(name).unwrap();
+    let dir: PathBuf = materialise_pipeline(name).unwrap();
     let reference = FixtureFile::open(format!("{name}/reference_outputs.safetensors")).unwrap();
     let meta = json(format!("{name}/reference_outputs.json")).unwrap();
     let prompts: Vec<&str> = meta["prompts"]

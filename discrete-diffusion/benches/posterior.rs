@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
 use discrete_diffusion::{
-    MaskAndReplace, NoiseSource, SeededNoise, Transition, Truncation, gumbel_argmax, log_normalize,
+    MaskAndReplace, NoiseSource, SeededNoise, Transition, Truncation, gumbel_argmax, log_normalise,
     truncate,
 };
 
@@ -13,7 +13,7 @@ fn inputs() -> (MaskAndReplace, Tensor, Tensor) {
     let chain = MaskAndReplace::released(4096, 100).unwrap();
     let mut noise = SeededNoise::new(0);
     let logits = (noise.gumbel(&[2, 4096, 1024], &Device::Cpu).unwrap() * 3.0).unwrap();
-    let log_p = log_normalize(&logits).unwrap();
+    let log_p = log_normalise(&logits).unwrap();
     // Half the positions masked, the rest holding real codes.
     let x_t: Vec<u32> = (0..2 * 1024)
         .map(|i| {

@@ -5,7 +5,7 @@
 use candle_core::Tensor;
 
 use crate::Result;
-use crate::log_space::log_normalize;
+use crate::log_space::log_normalise;
 
 /// Guided, renormalised log-probabilities from unconditional and conditional predictions
 /// `(B, K, N)` (unconditional first, as the reference batches them).
@@ -15,5 +15,5 @@ pub fn classifier_free_guidance(
     scale: f64,
 ) -> Result<Tensor> {
     let guided = (unconditional + ((conditional - unconditional)? * scale)?)?;
-    log_normalize(&guided)
+    log_normalise(&guided)
 }

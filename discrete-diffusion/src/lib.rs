@@ -46,13 +46,13 @@ mod error;
 mod forward;
 mod guidance;
 mod log_space;
-pub mod loss;
+mod loss;
 mod mask_and_replace;
 mod noise;
 mod parameterisation;
 mod posterior;
 mod posterior_kernel;
-pub mod purity;
+mod purity;
 mod sampler;
 mod tables;
 mod template_world;
@@ -77,9 +77,11 @@ pub use elbo::{ElboReport, elbo_bits_per_token};
 pub use error::{Error, Result};
 pub use guidance::classifier_free_guidance;
 pub use log_space::{
-    LOG_EPS, LOG_PROB_FLOOR, log_add_exp, log_normalize, log_one_hot, log_sum_exp,
+    LOG_EPS, LOG_PROB_FLOOR, log_add_exp, log_normalise, log_one_hot, log_sum_exp,
 };
-pub use loss::{LossConfig, TrainingLoss, VlbTerms, prior_kl_per_token, training_loss, vlb_terms};
+pub use loss::{
+    LossConfig, TrainingLoss, VlbTerms, mean_value, prior_kl_per_token, training_loss, vlb_terms,
+};
 pub use mask_and_replace::MaskAndReplace;
 pub use noise::{NoiseSource, ReplayNoise, SeededNoise, gumbel_argmax};
 pub use parameterisation::{Parameterisation, WithParameterisation, direct_posterior};

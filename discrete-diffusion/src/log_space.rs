@@ -55,7 +55,7 @@ pub fn log_sum_exp<Dim: candle_core::shape::Dim + Copy>(x: &Tensor, dim: Dim) ->
 }
 
 /// Normalises log-probabilities over the class axis (dim 1): `x - lse(x)`.
-pub fn log_normalize(x: &Tensor) -> Result<Tensor> {
+pub fn log_normalise(x: &Tensor) -> Result<Tensor> {
     Ok(x.broadcast_sub(&log_sum_exp(x, 1)?)?)
 }
 

@@ -66,30 +66,20 @@ impl MaskAndReplace {
     }
 
     /// A linear schedule ending at mask probability `gamma_bar_final` (the paper's `M`) and
-    /// replace mass `k_beta_bar_final` at the last step (so `ᾱ_T = 1 - γ̄_T - Kβ̄_T`), starting
-    /// like the released schedule from `ᾱ = 0.99999` (with `γ̄ = 9e-6` unless no masking is asked
-    /// for, in which case `γ̄ ≡ 0`).
+    /// replace mass `k_beta_bar_final` at the last step: the chain of
+    /// [`VqDiffusionSchedule::from_final`] (the one builder of a chain from its final rates).
     pub fn from_final(
         num_classes: usize,
         num_timesteps: usize,
         gamma_bar_final: f64,
         k_beta_bar_final: f64,
     ) -> Result<Self> {
-        let alpha_end = 1.0 - gamma_bar_final - k_beta_bar_final;
-        if !(-1e-12..=1.0).contains(&alpha_end) || gamma_bar_final < 0.0 || k_beta_bar_final < 0.0 {
-            return Err(Error::InvalidSchedule(format!(
-                "final mask rate {gamma_bar_final} and replace mass {k_beta_bar_final} must be \
-                 non-negative and sum to at most 1"
-            )));
-        }
-        let schedule = VqDiffusionSchedule {
-            num_vec_classes: None,
-            num_train_timesteps: num_timesteps,
-            alpha_cum_start: 0.99999,
-            alpha_cum_end: alpha_end.max(0.0),
-            gamma_cum_start: if gamma_bar_final > 0.0 { 0.000009 } else { 0.0 },
-            gamma_cum_end: gamma_bar_final,
-        };
+        let schedule = VqDiffusionSchedule::from_final(
+            None,
+            num_timesteps,
+            gamma_bar_final,
+            k_beta_bar_final,
+        )?;
         Self::new(num_classes, &schedule)
     }
 

@@ -17,7 +17,7 @@
 use candle_core::{D, DType, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::log_space::log_normalize;
+use crate::log_space::log_normalise;
 use crate::{Error, LOG_PROB_FLOOR, NoiseSource, Result, gumbel_argmax};
 
 /// Position-selection rule.
@@ -111,7 +111,7 @@ pub(crate) fn unmask_step(
             let score = purity.broadcast_div(&(purity.max_keepdim(D::Minus1)? + 1e-10)?)?;
             let sharpened = if prior_weight > 0.0 {
                 let factor = (score.affine(prior_weight, 1.0)?).unsqueeze(1)?;
-                log_normalize(&log_p_x0.broadcast_mul(&factor)?)?.clamp(LOG_PROB_FLOOR, 0f32)?
+                log_normalise(&log_p_x0.broadcast_mul(&factor)?)?.clamp(LOG_PROB_FLOOR, 0f32)?
             } else {
                 log_p_x0.clone()
             };

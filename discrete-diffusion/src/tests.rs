@@ -72,7 +72,7 @@ fn column(x: &Tensor, b: usize, n: usize) -> Vec<f64> {
 fn random_log_p(k: usize, n: usize, seed: u64) -> Tensor {
     let mut noise = SeededNoise::new(seed);
     let g = noise.gumbel(&[1, k, n], &Device::Cpu).unwrap();
-    log_normalize(&(g * 1.5).unwrap()).unwrap()
+    log_normalise(&(g * 1.5).unwrap()).unwrap()
 }
 
 proptest! {
@@ -457,7 +457,7 @@ fn training_loss_backpropagates_to_the_prediction() {
         let x_t = tr
             .q_sample(&x0, t, &mut SeededNoise::new(t as u64))
             .unwrap();
-        let log_p = log_normalize(logits.as_tensor()).unwrap();
+        let log_p = log_normalise(logits.as_tensor()).unwrap();
         let loss =
             training_loss(&tr, &log_p, &x0, &x_t, &[t], &[0.1], &LossConfig::default()).unwrap();
         let grads = loss.loss.backward().unwrap();
@@ -583,7 +583,7 @@ fn perfect_direct_output(tr: &AnyTransition, x0: &Tensor, x_t: &Tensor, t: usize
     let k = tr.num_classes();
     let truth = dense_one_hot(x0, tr.num_states(), k);
     let post = crate::posterior::q_posterior(tr, &truth, x_t, &Timesteps::Shared(t)).unwrap();
-    log_normalize(&post.narrow(1, 0, k).unwrap().maximum(-1e4f32).unwrap()).unwrap()
+    log_normalise(&post.narrow(1, 0, k).unwrap().maximum(-1e4f32).unwrap()).unwrap()
 }
 
 proptest! {
@@ -631,7 +631,7 @@ fn direct_denoisers_refuse_strided_and_purity_sampling() {
     let tr = MaskAndReplace::paper(4, 10).unwrap();
     let net = FnDenoiser(|x: &Tensor, _t: usize, _c: &()| {
         let (b, n) = x.dims2()?;
-        log_normalize(&Tensor::zeros(
+        log_normalise(&Tensor::zeros(
             (b, 4, n),
             candle_core::DType::F32,
             x.device(),

@@ -109,6 +109,42 @@ impl VqDiffusionSchedule {
         }
     }
 
+    /// A linear schedule over `num_train_timesteps` steps ending at mask probability
+    /// `gamma_bar_final` (the paper's `M`) and replace mass `k_beta_bar_final` (so
+    /// `ᾱ_T = 1 − γ̄_T − Kβ̄_T`), starting like the released schedule from `ᾱ = 0.99999`,
+    /// `γ̄ = 9e-6`. At the two ends of the family the start is chosen so that the replace mass
+    /// `Kβ̄_t = 1 − ᾱ_t − γ̄_t` never decreases (each step stays a transition): no masking at
+    /// all when `γ̄_T < 9e-6` (the start is `γ̄_T`), and no replacement at all when
+    /// `Kβ̄_T = 0` (the start is `1 − 0.99999`).
+    pub fn from_final(
+        num_vec_classes: Option<usize>,
+        num_train_timesteps: usize,
+        gamma_bar_final: f64,
+        k_beta_bar_final: f64,
+    ) -> Result<Self> {
+        let alpha_end = 1.0 - gamma_bar_final - k_beta_bar_final;
+        if !(-1e-12..=1.0).contains(&alpha_end) || gamma_bar_final < 0.0 || k_beta_bar_final < 0.0
+        {
+            return Err(Error::InvalidSchedule(format!(
+                "final mask rate {gamma_bar_final} and replace mass {k_beta_bar_final} must be \
+                 non-negative and sum to at most 1"
+            )));
+        }
+        const ALPHA_START: f64 = 0.99999;
+        Ok(Self {
+            num_vec_classes,
+            num_train_timesteps,
+            alpha_cum_start: ALPHA_START,
+            alpha_cum_end: alpha_end.max(0.0),
+            gamma_cum_start: if k_beta_bar_final <= 0.0 {
+                1.0 - ALPHA_START
+            } else {
+                0.000009f64.min(gamma_bar_final)
+            },
+            gamma_cum_end: gamma_bar_final,
+        })
+    }
+
     /// Reads a diffusers `scheduler_config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
@@ -185,4 +221,29 @@ fn linear(steps: usize, start: f64, end: f64) -> Vec<f64> {
     (0..steps)
         .map(|t| t as f64 / denominator * (end - start) + start)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MaskAndReplace, Transition};
+
+    #[test]
+    fn chains_from_final_rates_build_across_the_whole_family() {
+        // The paper's setting, the mask-only end (no replacement) and the replace-only end.
+        for (m, k_beta) in [(0.9, 0.1), (0.9, 0.0), (0.5, 0.0), (1.0, 0.0), (0.0, 0.1), (4e-6, 0.1)] {
+            let s = VqDiffusionSchedule::from_final(None, 100, m, k_beta).unwrap();
+            let chain = MaskAndReplace::new(16, &s)
+                .unwrap_or_else(|e| panic!("M = {m}, Kβ̄ = {k_beta}: {e}"));
+            let last = chain.cumulative(99);
+            assert!((last.mask - m).abs() < 1e-9, "M = {m}");
+            assert!((16.0 * last.replace - k_beta).abs() < 1e-9, "Kβ̄ = {k_beta}");
+        }
+        // The paper's setting starts exactly like the released constants.
+        let paper = VqDiffusionSchedule::from_final(None, 100, 0.9, 0.1).unwrap();
+        assert_eq!(paper.alpha_cum_start, 0.99999);
+        assert_eq!(paper.gamma_cum_start, 0.000009);
+        assert!(VqDiffusionSchedule::from_final(None, 100, 0.9, 0.2).is_err());
+        assert!(VqDiffusionSchedule::from_final(None, 100, -0.1, 0.2).is_err());
+    }
 }

@@ -112,7 +112,7 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32) -> f32 {
 /// Copies the tiny pipeline folder `fixtures/<name>` into a fresh (unique) temporary directory in the
 /// complete diffusers layout: pointer files (`SHARED_VOCAB`, `SHARED`) are replaced by the
 /// shared files they name, so loaders see exactly what a hub snapshot looks like.
-pub fn materialize_pipeline(name: &str) -> Result<PathBuf> {
+pub fn materialise_pipeline(name: &str) -> Result<PathBuf> {
     let source = fixtures_dir().join(name);
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -96,6 +96,6 @@ pub use training::{
 };
 pub use up_block::UpDecoderBlock;
 pub use upsample::{Upsample2D, upsample_nearest_2x};
-pub use vector_quantizer::{Quantized, VectorQuantizer};
+pub use vector_quantizer::{Quantised, VectorQuantizer};
 pub use vq_model::{TrainForward, VqModel};
 pub use weights::GROUP_NORM_EPS;

@@ -149,7 +149,7 @@ pub struct Trainer {
     model_config: VqModelConfig,
     varmap: VarMap,
     model: VqModel,
-    optimizer: AdamW,
+    optimiser: AdamW,
     codebook_var: Var,
     ema: Option<EmaCodebook>,
     tracker: UsageTracker,
@@ -197,7 +197,7 @@ impl Trainer {
                 .map(|n| data[n].clone())
                 .collect()
         };
-        let optimizer = AdamW::new(
+        let optimiser = AdamW::new(
             vars,
             ParamsAdamW {
                 lr: config.learning_rate,
@@ -223,7 +223,7 @@ impl Trainer {
             tracker: UsageTracker::new(model_config.num_vq_embeddings, 0),
             varmap,
             model,
-            optimizer,
+            optimiser,
             codebook_var,
             ema,
             step: 0,
@@ -424,14 +424,14 @@ impl Trainer {
             .config
             .reconstruction
             .loss(&fwd.reconstruction, images)?;
-        let q = &fwd.quantized;
+        let q = &fwd.quantised;
         let vq_loss = match self.config.codebook {
             CodebookUpdate::Ema { .. } => (&q.commitment_loss * self.config.beta)?,
             CodebookUpdate::Gradient { legacy } => q.loss(self.config.beta, legacy)?,
         };
         let loss = (&reconstruction + vq_loss)?;
         let grads = loss.backward()?;
-        self.optimizer.step(&grads)?;
+        self.optimiser.step(&grads)?;
 
         let indices: Vec<u32> = q.indices.flatten_all()?.to_vec1()?;
         let latents = flat_latents(&fwd.latents)?;

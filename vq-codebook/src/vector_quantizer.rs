@@ -24,9 +24,9 @@ pub struct VectorQuantizer {
     embed_dim: usize,
 }
 
-/// Result of [`VectorQuantizer::quantize`].
+/// Result of [`VectorQuantizer::quantise`].
 #[derive(Debug, Clone)]
-pub struct Quantized {
+pub struct Quantised {
     /// `z + sg[e − z]`: the codebook vectors in the forward pass, identity gradient to `z`
     /// (`(B, D, H, W)`).
     pub z_q: Tensor,
@@ -38,7 +38,7 @@ pub struct Quantized {
     pub commitment_loss: Tensor,
 }
 
-impl Quantized {
+impl Quantised {
     /// diffusers' combined quantiser loss with weight `beta`: `commitment + β·codebook` when
     /// `legacy` (diffusers' default), `β·commitment + codebook` otherwise.
     pub fn loss(&self, beta: f64, legacy: bool) -> Result<Tensor> {
@@ -168,14 +168,14 @@ impl VectorQuantizer {
     }
 
     /// `forward(z)`: nearest codes, straight-through output and the two loss terms.
-    pub fn quantize(&self, z: &Tensor) -> Result<Quantized> {
+    pub fn quantise(&self, z: &Tensor) -> Result<Quantised> {
         self.check_latents(z)?;
         let indices = self.nearest_indices(z)?;
         let e = self.codebook_entry(&indices)?;
         let codebook_loss = (&e - z.detach())?.sqr()?.mean_all()?;
         let commitment_loss = (e.detach() - z)?.sqr()?.mean_all()?;
         let z_q = (z + (e - z)?.detach())?;
-        Ok(Quantized {
+        Ok(Quantised {
             z_q,
             indices,
             codebook_loss,

@@ -17,7 +17,7 @@ use crate::config::VqModelConfig;
 use crate::decoder::Decoder;
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
-use crate::vector_quantizer::{Quantized, VectorQuantizer};
+use crate::vector_quantizer::{Quantised, VectorQuantizer};
 use crate::weights::conv2d;
 
 /// The VQ-VAE: encoder, quantiser and decoder.
@@ -39,7 +39,7 @@ pub struct TrainForward {
     /// The encoder output after `quant_conv`, before quantisation `(B, D, h, w)`.
     pub latents: Tensor,
     /// Quantiser output (straight-through latents, indices, loss terms).
-    pub quantized: Quantized,
+    pub quantised: Quantised,
 }
 
 impl VqModel {
@@ -128,7 +128,7 @@ impl VqModel {
     }
 
     /// The quantiser (codebook).
-    pub fn quantizer(&self) -> &VectorQuantizer {
+    pub fn quantiser(&self) -> &VectorQuantizer {
         &self.quantize
     }
 
@@ -182,13 +182,13 @@ impl VqModel {
     /// `(B, D, h, w)` → images `(B, out_channels, h·f, w·f)` (roughly in `[-1, 1]`, unclamped).
     pub fn decode_latents(&self, quant: &Tensor) -> Result<Tensor> {
         let (_, c, _, _) = quant.dims4().map_err(|_| Error::Shape {
-            what: "quantized latents",
+            what: "quantised latents",
             expected: format!("(B, {}, h, w)", self.config.embed_dim()),
             found: quant.dims().to_vec(),
         })?;
         if c != self.config.embed_dim() {
             return Err(Error::Channels {
-                what: "quantized latents",
+                what: "quantised latents",
                 expected: self.config.embed_dim(),
                 found: c,
                 shape: quant.dims().to_vec(),
@@ -203,8 +203,8 @@ impl VqModel {
     /// `VQModel.decode(h)` without `force_not_quantize`: re-quantises `h` to its nearest codes
     /// first, then decodes.
     pub fn decode(&self, latents: &Tensor) -> Result<Tensor> {
-        let quantized = self.quantize.quantize(latents)?;
-        self.decode_latents(&quantized.z_q)
+        let quantised = self.quantize.quantise(latents)?;
+        self.decode_latents(&quantised.z_q)
     }
 
     /// The pipeline's decode: token grid `(B, h, w)` → codebook lookup → `post_quant_conv` →
@@ -217,12 +217,12 @@ impl VqModel {
     /// A training forward pass: encode, quantise with the straight-through estimator, decode.
     pub fn forward_train(&self, images: &Tensor) -> Result<TrainForward> {
         let latents = self.encode_latents(images)?;
-        let quantized = self.quantize.quantize(&latents)?;
-        let reconstruction = self.decode_latents(&quantized.z_q)?;
+        let quantised = self.quantize.quantise(&latents)?;
+        let reconstruction = self.decode_latents(&quantised.z_q)?;
         Ok(TrainForward {
             reconstruction,
             latents,
-            quantized,
+            quantised,
         })
     }
 }

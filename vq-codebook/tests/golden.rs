@@ -4,7 +4,7 @@
 //! 1e-4 absolute (the maxima are printed; run with `--nocapture`).
 
 use candle_core::{DType, Tensor};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, materialize_pipeline};
+use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, materialise_pipeline};
 use vq_codebook::{AttentionKeys, VqModel, VqModelConfig};
 
 const ATOL: f32 = 1e-4;
@@ -104,7 +104,7 @@ fn forward_with_requantisation_matches_diffusers() {
 #[test]
 fn pipeline_final_tokens_decode_to_the_pipeline_images() {
     // The pipeline folder in the full diffusers layout (the vqvae is shared between fixtures).
-    let root = materialize_pipeline("pipeline_learnable").unwrap();
+    let root = materialise_pipeline("pipeline_learnable").unwrap();
     let model = VqModel::from_pretrained(&root, candle_core::DType::F32, &candle_core::Device::Cpu)
         .unwrap();
     let r = reference();

@@ -17,9 +17,9 @@ fn grad_report(codebook_term: bool) -> Vec<(String, f32)> {
         .mean_all()
         .unwrap();
     let vq = if codebook_term {
-        fwd.quantized.loss(0.25, true).unwrap()
+        fwd.quantised.loss(0.25, true).unwrap()
     } else {
-        (&fwd.quantized.commitment_loss * 0.25).unwrap()
+        (&fwd.quantised.commitment_loss * 0.25).unwrap()
     };
     let loss = (reconstruction + vq).unwrap();
     let grads = loss.backward().unwrap();

@@ -82,7 +82,7 @@ fn half_precision_files_are_computed_in_f32() {
             &candle_core::Device::Cpu,
         )
         .unwrap();
-        assert_eq!(loaded.quantizer().embedding().dtype(), DType::F32);
+        assert_eq!(loaded.quantiser().embedding().dtype(), DType::F32);
         let out = loaded.decode_tokens(&tokens()).unwrap();
         assert_eq!(out.dtype(), DType::F32);
         let diff = max_diff(&out, &model.decode_tokens(&tokens()).unwrap());

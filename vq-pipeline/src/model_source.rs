@@ -7,9 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "hub")]
 use hf_hub::{Cache, Repo, RepoType};
 use vq_nn::Variant;
 
+#[cfg(feature = "hub")]
 use crate::model_files::hub_candidates;
 use crate::{Error, Result};
 
@@ -89,6 +91,17 @@ pub fn offline_from_env() -> bool {
         .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
 }
 
+#[cfg(not(feature = "hub"))]
+fn resolve_hub(repo_id: &str, revision: &str, _: Variant, _: &HubOptions) -> Result<PathBuf> {
+    Err(Error::ModelNotFound {
+        model: format!("{repo_id}@{revision}"),
+        reason: "this build has no Hugging Face Hub support (cargo feature `hub`); pass a local \
+                 folder in the diffusers layout"
+            .into(),
+    })
+}
+
+#[cfg(feature = "hub")]
 fn resolve_hub(
     repo_id: &str,
     revision: &str,

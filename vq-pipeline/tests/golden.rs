@@ -5,11 +5,11 @@
 
 use candle_core::DType;
 use discrete_diffusion::{ReplayNoise, Truncation};
-use reference_fixtures::{FixtureFile, assert_close, json, materialize_pipeline};
+use reference_fixtures::{FixtureFile, assert_close, json, materialise_pipeline};
 use vq_pipeline::{GenerationOptions, LoadOptions, VqDiffusionPipeline};
 
 fn replay(pipeline_name: &str, run: &str) {
-    let root = materialize_pipeline(pipeline_name).unwrap();
+    let root = materialise_pipeline(pipeline_name).unwrap();
     let pipeline = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default()).unwrap();
     let index = json(format!("{pipeline_name}/reference_outputs.json")).unwrap();
     let fixture =

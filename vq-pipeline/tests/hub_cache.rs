@@ -3,7 +3,7 @@
 //! absent from it fails with a message saying how to get it. The cache folder is passed in
 //! (`HubOptions::cache_dir`), so the test never touches the process environment.
 
-use reference_fixtures::materialize_pipeline;
+use reference_fixtures::materialise_pipeline;
 use vq_pipeline::{Error, HubOptions, LoadOptions, ModelSource, Variant, VqDiffusionPipeline};
 
 #[test]
@@ -14,7 +14,7 @@ fn cached_snapshots_resolve_offline() {
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), hash).unwrap();
     std::fs::create_dir_all(repo.join("snapshots")).unwrap();
-    let pipeline = materialize_pipeline("pipeline_learnable").unwrap();
+    let pipeline = materialise_pipeline("pipeline_learnable").unwrap();
     std::fs::rename(&pipeline, repo.join("snapshots").join(hash)).unwrap();
     let hub = HubOptions {
         offline: true,

@@ -2,13 +2,13 @@
 //! corrupt weights, option checks and output paths — clear errors, never panics.
 
 use discrete_diffusion::{SeededNoise, Truncation};
-use reference_fixtures::materialize_pipeline;
+use reference_fixtures::materialise_pipeline;
 use vq_pipeline::{
     Error, GenerationOptions, LoadOptions, ModelSource, Variant, VqDiffusionPipeline, write_outputs,
 };
 
 fn fixture_copy(tag: &str) -> std::path::PathBuf {
-    let root = materialize_pipeline("pipeline_learnable").unwrap();
+    let root = materialise_pipeline("pipeline_learnable").unwrap();
     let copy = std::env::temp_dir().join(format!("vqd-loading-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);
     std::fs::rename(&root, &copy).unwrap();

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn vqd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vqd"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vqd"));
+    // The embedded model unpacks into the build's scratch space, not the user's cache.
+    command.env("VQD_CACHE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vqd-cache"));
+    command
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -70,5 +73,31 @@ fn bad_arguments_fail_with_a_message() {
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_installed_binary_finds_the_embedded_model_from_anywhere() {
+    // A copy of the binary outside the repository, run from an unrelated directory: the model
+    // comes from the binary itself (unpacked into the cache folder), not from the source tree.
+    let dir = scratch("installed");
+    let binary = dir.join("vqd");
+    std::fs::copy(env!("CARGO_BIN_EXE_vqd"), &binary).unwrap();
+    let cache = dir.join("cache");
+    let output = Command::new(&binary)
+        .current_dir(&dir)
+        .env("VQD_CACHE", &cache)
+        .env_remove("VQD_DEFAULT_MODEL")
+        .args(["generate", "a green square", "--seed", "3", "--out", "out.png"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.join("out.png").is_file());
+    let unpacked: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(unpacked.len(), 1, "one unpacked model folder");
     std::fs::remove_dir_all(&dir).unwrap();
 }

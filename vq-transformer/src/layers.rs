@@ -120,9 +120,9 @@ pub(crate) fn layer_norm(
     };
     let xf = x.to_dtype(internal)?;
     let d = xf.dim(D::Minus1)? as f64;
-    let centered = xf.broadcast_sub(&(xf.sum_keepdim(D::Minus1)? / d)?)?;
-    let var = (centered.sqr()?.sum_keepdim(D::Minus1)? / d)?;
-    let normed = centered.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let centred = xf.broadcast_sub(&(xf.sum_keepdim(D::Minus1)? / d)?)?;
+    let var = (centred.sqr()?.sum_keepdim(D::Minus1)? / d)?;
+    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
     let normed = cast(&normed, dtype)?;
     let (alpha, beta) = (cast(alpha, dtype)?, cast(beta, dtype)?);
     if alpha.rank() == 1 {

@@ -48,27 +48,19 @@ pub struct ChainSettings {
 
 impl ChainSettings {
     /// The diffusers scheduler constants of this chain over `codebook` real classes.
-    pub fn schedule(&self, codebook: usize) -> VqDiffusionSchedule {
-        VqDiffusionSchedule {
-            num_vec_classes: Some(codebook + 1),
-            num_train_timesteps: self.num_timesteps,
-            alpha_cum_start: 0.99999,
-            alpha_cum_end: (1.0 - self.gamma_bar_final - self.k_beta_bar_final).max(0.0),
-            // Keep the replace mass `Kβ̄_t = 1 − ᾱ_t − γ̄_t` non-decreasing at the ends of
-            // the family: no masking at all for M = 0, no replacement at all for Kβ̄_T = 0.
-            gamma_cum_start: if self.k_beta_bar_final <= 0.0 {
-                1.0 - 0.99999
-            } else {
-                0.000009f64.min(self.gamma_bar_final)
-            },
-            gamma_cum_end: self.gamma_bar_final,
-        }
+    pub fn schedule(&self, codebook: usize) -> discrete_diffusion::Result<VqDiffusionSchedule> {
+        VqDiffusionSchedule::from_final(
+            Some(codebook + 1),
+            self.num_timesteps,
+            self.gamma_bar_final,
+            self.k_beta_bar_final,
+        )
     }
 
     /// The chain itself (built from the exported scheduler constants, so training and the
     /// pipeline use the same tables).
     pub fn chain(&self, codebook: usize) -> discrete_diffusion::Result<MaskAndReplace> {
-        MaskAndReplace::new(codebook, &self.schedule(codebook))
+        MaskAndReplace::new(codebook, &self.schedule(codebook)?)
     }
 }
 

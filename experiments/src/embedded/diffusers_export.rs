@@ -68,7 +68,7 @@ pub fn export_pipeline(
     write_json_atomic(
         &out.join("scheduler/scheduler_config.json"),
         &with_class(
-            config.chain.schedule(config.codebook()),
+            config.chain.schedule(config.codebook())?,
             "VQDiffusionScheduler",
         )?,
     )?;
