@@ -1,7 +1,7 @@
 """Encode a batch of 2 prompts with transformers' CLIPTextModel at the real ViT-B/32 text size
 (random weights, seed 0) and compare time and output with clip-text's Rust example, same run.
 
-    /work/venv/ref/bin/python clip-text/benches/compare_transformers.py [OUT_DIR] [--no-rust]
+    $REFERENCE_PYTHON clip-text/benches/compare_transformers.py [OUT_DIR] [--no-rust]
 
 Writes OUT_DIR/text_encoder/{config.json, model.safetensors} (~250 MB, f32) and
 OUT_DIR/reference.safetensors (input_ids, last_hidden_state), times transformers (median of 10

@@ -2,7 +2,7 @@
 //! `softmax(q kᵀ · d_h^-½ + causal_mask) v`, heads split from `q_proj`/`k_proj`/`v_proj` and merged
 //! into `out_proj`. The causal mask is the additive `(seq, seq)` matrix of
 //! `_create_4d_causal_attention_mask` (`finfo.min` above the diagonal). No padding mask: the VQ-Diffusion
-//! pipeline passes none (`vq-diffusion-reference.md` §1.2).
+//! pipeline passes none (`docs/reference-behaviour.md` §1.2).
 //!
 //! Scores are computed in f32. The fused `softmax_last_dim` (no backward) is used only when the
 //! scores do not track gradients.

@@ -2,7 +2,7 @@
 //! biased variance (PyTorch `nn.LayerNorm`, which transformers' `CLIPEncoderLayer` uses as
 //! `layer_norm1`/`layer_norm2` and `CLIPTextTransformer.final_layer_norm`).
 //!
-//! candle's fused `ops::layer_norm` has no backward (see `docs/rust-stack.md` §4.5), so the fused
+//! candle's fused `ops::layer_norm` has no backward (see `docs/candle-notes.md` §4.5), so the fused
 //! kernel is used only when neither the input nor the parameters track gradients; otherwise the
 //! composite formula runs, which every parameter can be trained through.
 

@@ -51,3 +51,8 @@ pub use text_model::ClipTextModel;
 pub use tokenizer::{
     ClipTokenizer, EncodedBatch, EncodedPrompt, SpecialTokens, Truncated, Truncation,
 };
+
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,6 +1,6 @@
 //! Per-token L2 normalisation of the CLIP hidden states, as diffusers' `VQDiffusionPipeline._encode_prompt`
 //! does after the text encoder (`prompt_embeds / prompt_embeds.norm(dim=-1, keepdim=True)`, which
-//! replicates the original's `normalize: True` in `CLIPTextEmbedding`; `vq-diffusion-reference.md` §1.3).
+//! replicates the original's `normalize: True` in `CLIPTextEmbedding`; `docs/reference-behaviour.md` §1.3).
 
 use candle_core::{D, DType, Result, Tensor};
 

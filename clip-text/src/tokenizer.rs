@@ -1,6 +1,6 @@
 //! The CLIP BPE tokenizer as transformers' `CLIPTokenizer` builds it
 //! (`transformers/models/clip/tokenization_clip.py`, tokenizers backend), plus the padding and
-//! the two truncation rules of the VQ-Diffusion code bases (`vq-diffusion-reference.md` §1.2):
+//! the two truncation rules of the VQ-Diffusion code bases (`docs/reference-behaviour.md` §1.2):
 //!
 //! * model: byte-level BPE, `end_of_word_suffix = "</w>"`, unknown token `<|endoftext|>`;
 //! * normaliser: `NFC → \s+ ↦ " " → lowercase` (optionally preceded by ftfy-style clean-up,

@@ -1,7 +1,7 @@
 //! Evaluation of the evidence lower bound in bits per token:
 //! `-log p(x_0) ≤ L_T + Σ_{t≥1} L_{t-1} + L_0`, every term summed exactly over all `T` timesteps (one denoiser call per timestep,
 //! with `x_t ~ q(x_t | x_0)` drawn once per term) — the held-out likelihood metric of D3PM and of
-//! the experiments (paper-results §4.2).
+//! the experiments (docs/paper-results.md §4.2).
 
 use crate::loss::{LossConfig, prior_kl_per_token, vlb_terms};
 use crate::{Denoiser, NoiseSource, Result, Timesteps, Transition};

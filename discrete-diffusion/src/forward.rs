@@ -3,7 +3,7 @@
 //! sampling `x_t ~ q(x_t | x_0)`.
 //!
 //! These are diffusers' `log_Q_t_transitioning_to_known_class` and
-//! `apply_cumulative_transitions` (reference §2.4–2.5), generalised to the three families and to
+//! `apply_cumulative_transitions` (docs/reference-behaviour.md §2.4–2.5), generalised to the three families and to
 //! per-sample timesteps: for a real class `i < K`,
 //! `log q(x' = obs | x = i) = logaddexp(log_onehot(obs)[i] + ln stay, ln replace)`, overwritten by
 //! `ln mask` where `obs` is the mask; the mask row is `log_onehot(obs)[K]` (the mask is absorbing).

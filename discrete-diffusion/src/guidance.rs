@@ -1,5 +1,5 @@
 //! Classifier-free guidance for discrete diffusion in log space (Improved VQ-Diffusion §3.1;
-//! diffusers pipeline reference §1.7): `g = log p_u + s·(log p_c - log p_u)`, i.e.
+//! diffusers pipeline docs/reference-behaviour.md §1.7): `g = log p_u + s·(log p_c - log p_u)`, i.e.
 //! `p̃ ∝ p_u^{1-s} p_c^{s}`, renormalised exactly with a log-sum-exp over the classes.
 
 use candle_core::Tensor;

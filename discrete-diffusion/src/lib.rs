@@ -95,3 +95,8 @@ pub use transition::Transition;
 pub use truncation::{Truncation, truncate};
 pub use uniform::Uniform;
 pub use vq_schedule::VqDiffusionSchedule;
+
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,5 +1,5 @@
 //! Training losses of x₀-parameterised discrete diffusion (VQ-Diffusion §3.3 and Eq. 6;
-//! original `DiffusionTransformer._train_loss`, reference §6.2; D3PM's hybrid loss):
+//! original `DiffusionTransformer._train_loss`, docs/reference-behaviour.md §6.2; D3PM's hybrid loss):
 //!
 //! * `L_{t-1} = KL(q(x_{t-1} | x_t, x_0) ‖ p_θ(x_{t-1} | x_t))` per token, for `t ≥ 1`;
 //! * `L_0 = -log p_θ(x_0 | x_1)` (the decoder NLL) at `t = 0`;

@@ -3,7 +3,7 @@
 //! `β_t` per class, or is masked with probability `γ_t` (`α_t + K β_t + γ_t = 1`); the mask
 //! (index `K`) is absorbing. The cumulative matrix has the same form with `(ᾱ_t, β̄_t, γ̄_t)`.
 //!
-//! Step coefficients follow diffusers exactly (reference §2.1): with `ᾱ_ext = [1, ᾱ_0..]` and
+//! Step coefficients follow diffusers exactly (docs/reference-behaviour.md §2.1): with `ᾱ_ext = [1, ᾱ_0..]` and
 //! `γ̄_ext = [0, γ̄_0..]`, `α_t = ᾱ_ext[t+1]/ᾱ_ext[t]`, `γ_t = 1 - (1-γ̄_ext[t+1])/(1-γ̄_ext[t])`,
 //! `β_t = (1 - α_t - γ_t)/K`, all in f64. Multi-step spans use the same ratios between any two
 //! steps, which makes the strided posterior exact.

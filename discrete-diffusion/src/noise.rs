@@ -188,7 +188,11 @@ mod tests {
     fn seeded_noise_is_pinned() {
         let mut noise = SeededNoise::new(42);
         let u = noise.uniform(3).unwrap();
-        let g = noise.gumbel(&[4], &Device::Cpu).unwrap().to_vec1::<f32>().unwrap();
+        let g = noise
+            .gumbel(&[4], &Device::Cpu)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let pinned_u = [PINNED_U[0], PINNED_U[1], PINNED_U[2]];
         assert_eq!(u, pinned_u, "uniforms {u:?}");
         assert_eq!(g, PINNED_G, "gumbel {g:?}");

@@ -1,4 +1,4 @@
-//! The x₀-parameterised reverse step (reference §2.5, VQ-Diffusion Eq. 11 with the
+//! The x₀-parameterised reverse step (docs/reference-behaviour.md §2.5, VQ-Diffusion Eq. 11 with the
 //! "computation trick" of diffusers' `q_posterior`), exact multi-step ("strided", paper §4.3)
 //! posteriors, and the original repository's `sample_fast` approximation.
 //!

@@ -1,5 +1,5 @@
 //! Improved VQ-Diffusion's high-quality inference (Tang et al. 2022, §3.2; original
-//! `DiffusionTransformer.p_sample` with `prior_rule` 1 or 2, reference §6.6).
+//! `DiffusionTransformer.p_sample` with `prior_rule` 1 or 2, docs/reference-behaviour.md §6.6).
 //!
 //! Instead of resampling every position at each step, a fixed number of *masked* positions is
 //! unmasked per step, at most `max_per_call` per model call:

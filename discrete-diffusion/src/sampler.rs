@@ -4,7 +4,7 @@
 //! a few positions per call (Improved VQ-Diffusion, see [`crate::purity`]).
 //!
 //! With `TimestepPlan::Full`, no truncation and the same noise, this reproduces diffusers'
-//! `VQDiffusionPipeline` denoising loop (reference §1.7, §2.7): `B·(K+1)·N` Gumbel draws for
+//! `VQDiffusionPipeline` denoising loop (docs/reference-behaviour.md §1.7, §2.7): `B·(K+1)·N` Gumbel draws for
 //! `t > 0` and `B·K·N` at `t = 0`.
 
 use candle_core::{DType, Device, Tensor};

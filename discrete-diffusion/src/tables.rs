@@ -1,5 +1,5 @@
 //! diffusers-layout log tables (`log_at`, `log_bt`, `log_ct`, `log_cumprod_at`, `log_cumprod_bt`,
-//! `log_cumprod_ct`, reference §2.1) for any transition: per-step logs of length `T`, cumulative
+//! `log_cumprod_ct`, docs/reference-behaviour.md §2.1) for any transition: per-step logs of length `T`, cumulative
 //! logs of length `T + 1` with the sentinel `(0, -inf, -inf)` at index `T` (the "identity" state
 //! before the first step, reached by Python's index `-1`). Logs are taken in f64 and rounded to f32.
 

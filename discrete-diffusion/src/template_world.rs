@@ -1,5 +1,5 @@
 //! A synthetic token world with an exactly known distribution, for testing samplers and
-//! measuring how far a trained denoiser is from the truth (paper-results §4.3-E, the
+//! measuring how far a trained denoiser is from the truth (docs/paper-results.md §4.3-E, the
 //! "AA/BB" joint-distribution example of Improved VQ-Diffusion generalised).
 //!
 //! Sequences of length `L` over `K` classes are drawn from a uniform mixture of `M` fixed

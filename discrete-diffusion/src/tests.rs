@@ -239,7 +239,7 @@ fn log_add_exp_handles_infinities() {
 
 #[test]
 fn released_schedule_matches_reference_table() {
-    // Reference §2.1 table (ITHQ: T = 100, K = 4096).
+    // docs/reference-behaviour.md §2.1 table (ITHQ: T = 100, K = 4096).
     let mr = MaskAndReplace::released(4096, 100).unwrap();
     let s1 = mr.step(1);
     assert!((s1.stay - 0.989899).abs() < 1e-6);

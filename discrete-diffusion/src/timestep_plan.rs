@@ -4,12 +4,12 @@
 //!   with `num_inference_steps = T`).
 //! * [`TimestepPlan::LastSteps`]: diffusers' `num_inference_steps = S < T` behaviour: it runs only
 //!   the **last** S steps of the chain (`t = S-1, …, 0`) starting from an all-mask state
-//!   (reference §2.6) — not a strided sampler; kept for compatibility.
+//!   (docs/reference-behaviour.md §2.6) — not a strided sampler; kept for compatibility.
 //! * [`TimestepPlan::Strided`]: S model calls at evenly spaced timesteps, each followed by the
 //!   exact multi-step posterior `q(x_{t-Δ} | x_t, x̃_0)` (paper §4.3 fast inference done right).
 //! * [`TimestepPlan::SampleFast`]: the original repository's `sample_fast` with `infer_speed = s`:
 //!   model at `t = T-1, T-1-s, …` (plus 0), but the *one-step* posterior evaluated at
-//!   `t' = t - (s-1)` (reference §6.4) — an approximation, kept so the two can be compared.
+//!   `t' = t - (s-1)` (docs/reference-behaviour.md §6.4) — an approximation, kept so the two can be compared.
 
 use serde::{Deserialize, Serialize};
 

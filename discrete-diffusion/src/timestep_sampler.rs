@@ -1,5 +1,5 @@
 //! Drawing training timesteps: uniform, or the original VQ-Diffusion importance sampling
-//! (`DiffusionTransformer.sample_time(..., 'importance')`, reference §6.2; Nichol & Dhariwal's
+//! (`DiffusionTransformer.sample_time(..., 'importance')`, docs/reference-behaviour.md §6.2; Nichol & Dhariwal's
 //! `L_t`-history sampler): uniform until every `t` has been seen more than 10 times, then
 //! `p(t) ∝ sqrt(E[L_t²]) + 1e-4` (with `p(0) := p(1)`), where `E[L_t²]` is an exponential moving
 //! average (`0.9·old + 0.1·L_t²`). The state serializes, so training can resume.

@@ -1,6 +1,6 @@
 //! Truncation of predicted `x_0` distributions before sampling.
 //!
-//! * [`Truncation::TopR`]: diffusers' `VQDiffusionPipeline.truncate` (reference §1.8): per
+//! * [`Truncation::TopR`]: diffusers' `VQDiffusionPipeline.truncate` (docs/reference-behaviour.md §1.8): per
 //!   column, sort descending, keep the top-1 always and every entry whose preceding cumulative
 //!   probability is `< r` (so the entry that crosses `r` is kept); the rest become `-inf`. The
 //!   cumulative sum accumulates in f64 and rounds each prefix to f32, as PyTorch's CPU kernel

@@ -1,4 +1,4 @@
-//! VQ-Diffusion's linear-cumulative schedule (reference §2.1; paper §4.1; diffusers
+//! VQ-Diffusion's linear-cumulative schedule (docs/reference-behaviour.md §2.1; paper §4.1; diffusers
 //! `VQDiffusionScheduler.__init__` / original `alpha_schedule`), and the serde form of a diffusers
 //! `scheduler_config.json`.
 //!
@@ -123,8 +123,7 @@ impl VqDiffusionSchedule {
         k_beta_bar_final: f64,
     ) -> Result<Self> {
         let alpha_end = 1.0 - gamma_bar_final - k_beta_bar_final;
-        if !(-1e-12..=1.0).contains(&alpha_end) || gamma_bar_final < 0.0 || k_beta_bar_final < 0.0
-        {
+        if !(-1e-12..=1.0).contains(&alpha_end) || gamma_bar_final < 0.0 || k_beta_bar_final < 0.0 {
             return Err(Error::InvalidSchedule(format!(
                 "final mask rate {gamma_bar_final} and replace mass {k_beta_bar_final} must be \
                  non-negative and sum to at most 1"
@@ -231,7 +230,14 @@ mod tests {
     #[test]
     fn chains_from_final_rates_build_across_the_whole_family() {
         // The paper's setting, the mask-only end (no replacement) and the replace-only end.
-        for (m, k_beta) in [(0.9, 0.1), (0.9, 0.0), (0.5, 0.0), (1.0, 0.0), (0.0, 0.1), (4e-6, 0.1)] {
+        for (m, k_beta) in [
+            (0.9, 0.1),
+            (0.9, 0.0),
+            (0.5, 0.0),
+            (1.0, 0.0),
+            (0.0, 0.1),
+            (4e-6, 0.1),
+        ] {
             let s = VqDiffusionSchedule::from_final(None, 100, m, k_beta).unwrap();
             let chain = MaskAndReplace::new(16, &s)
                 .unwrap_or_else(|e| panic!("M = {m}, Kβ̄ = {k_beta}: {e}"));

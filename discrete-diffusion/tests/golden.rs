@@ -5,7 +5,7 @@
 //! Tolerances: tables are compared with a relative tolerance of 1e-6 (both sides take the log in
 //! f64 and round to f32, so they should agree to the last bit or one ulp). Posterior log-probabilities
 //! are compared in absolute terms, 1e-5 on entries above -30 (where probabilities matter) — the
-//! reference's vectorised `logaddexp`/`logsumexp` differ from libm in the last ulps (reference
+//! reference's vectorised `logaddexp`/`logsumexp` differ from libm in the last ulps (docs/reference-behaviour.md
 //! §8.2) — and relatively (1e-5) elsewhere; replayed steps must give identical tokens.
 
 use candle_core::DType;

@@ -8,7 +8,7 @@
 set -euo pipefail
 repeats="${1:-5}"
 threads="${THREADS:-$(nproc)}"
-python="${REFERENCE_PYTHON:-/work/venv/ref/bin/python}"
+python="${REFERENCE_PYTHON:-python3}"
 cargo build -q -p vq-codebook --example decode_time
 RAYON_NUM_THREADS="$threads" ./target/debug/examples/decode_time "$repeats"
 "$python" vq-codebook/benches/decode_reference.py "$threads" "$repeats"

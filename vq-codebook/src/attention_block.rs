@@ -1,7 +1,7 @@
 //! The VAE's spatial self-attention block: diffusers' `Attention(..., heads=1, dim_head=C,
 //! norm_num_groups, eps=1e-6, bias=True, residual_connection=True, upcast_softmax=True,
 //! _from_deprecated_attn_block=True)` with `AttnProcessor2_0` (`diffusers/models/attention_processor.py`),
-//! equal to taming's `AttnBlock` (reference doc §4.2):
+//! equal to taming's `AttnBlock` (docs/reference-behaviour.md §4.2):
 //!
 //! `x → (B, C, HW) → GroupNorm → tokens (B, HW, C) → q, k, v = Linear(C→C) →
 //! softmax(q kᵀ / √C) v → to_out.0 → (B, C, H, W) → + x`.

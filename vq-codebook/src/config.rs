@@ -3,7 +3,7 @@
 //! with validation that turns every setting this implementation does not support into a clear
 //! error instead of a silently different model.
 //!
-//! The ITHQ values (reference doc §4.1 / §5.3) are [`VqModelConfig::ithq`].
+//! The ITHQ values (docs/reference-behaviour.md §4.1 / §5.3) are [`VqModelConfig::ithq`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -285,7 +285,7 @@ impl VqModelConfig {
 mod tests {
     use super::*;
 
-    /// The hub file's content (reference doc §5.3), plus the bookkeeping fields diffusers writes.
+    /// The hub file's content (docs/reference-behaviour.md §5.3), plus the bookkeeping fields diffusers writes.
     const ITHQ_JSON: &str = r#"{
       "_class_name": "VQModel",
       "_diffusers_version": "0.8.0.dev0",

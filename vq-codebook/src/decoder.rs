@@ -1,6 +1,6 @@
 //! diffusers' VAE `Decoder` (`diffusers/models/autoencoders/vae.py`, `norm_type="group"`), the
 //! taming/PatchVQGAN decoder with renamed keys and its up levels stored lowest-resolution first
-//! (reference doc §4.5):
+//! (docs/reference-behaviour.md §4.5):
 //!
 //! `conv_in (3×3) → mid_block → up_blocks.{i} → conv_norm_out (GN, eps 1e-6) → SiLU → conv_out (3×3)`.
 //!

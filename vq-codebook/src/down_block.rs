@@ -1,7 +1,7 @@
 //! diffusers' `DownEncoderBlock2D` / `AttnDownEncoderBlock2D` (`diffusers/models/unets/unet_2d_blocks.py`):
 //! `layers_per_block` resnets (the first changes the channel count), each followed by an
 //! attention block in the `Attn` variant, then a [`Downsample2D`] on every level but the last
-//! (reference doc §4.3). Keys: `resnets.{j}`, `attentions.{j}`, `downsamplers.0`.
+//! (docs/reference-behaviour.md §4.3). Keys: `resnets.{j}`, `attentions.{j}`, `downsamplers.0`.
 
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;

@@ -1,7 +1,7 @@
 //! `Downsample2D(use_conv=True, padding=0)` of diffusers (`diffusers/models/downsampling.py`),
 //! identical to taming's `Downsample`: zero-pad right and bottom by one pixel
 //! (`F.pad(x, (0, 1, 0, 1))`), then a 3×3 convolution with stride 2 and no padding
-//! (reference doc §4.2). Key: `downsamplers.0.conv`.
+//! (docs/reference-behaviour.md §4.2). Key: `downsamplers.0.conv`.
 
 use candle_core::{Module, Tensor};
 use candle_nn::{Conv2d, VarBuilder};

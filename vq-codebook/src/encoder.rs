@@ -1,5 +1,5 @@
 //! diffusers' VAE `Encoder` (`diffusers/models/autoencoders/vae.py`, `double_z=False`), the
-//! taming/PatchVQGAN encoder with renamed keys (reference doc §4.3):
+//! taming/PatchVQGAN encoder with renamed keys (docs/reference-behaviour.md §4.3):
 //!
 //! `conv_in (3×3) → down_blocks.{i} → mid_block → conv_norm_out (GN, eps 1e-6) → SiLU → conv_out (3×3)`.
 //!

@@ -17,7 +17,7 @@
 //!   flag), EMA codebook (default) or gradient codebook, dead-code restarts, usage statistics,
 //!   atomic resumable checkpoints.
 //!
-//! Numerics follow reference doc §4: GroupNorm ε = 1e-6, SiLU, nearest upsampling, asymmetric
+//! Numerics follow docs/reference-behaviour.md §4: GroupNorm ε = 1e-6, SiLU, nearest upsampling, asymmetric
 //! zero padding before the stride-2 convolutions, single-head attention scaled by `1/√C`.
 //!
 //! ```
@@ -99,3 +99,8 @@ pub use upsample::{Upsample2D, upsample_nearest_2x};
 pub use vector_quantizer::{Quantised, VectorQuantizer};
 pub use vq_model::{TrainForward, VqModel};
 pub use weights::GROUP_NORM_EPS;
+
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

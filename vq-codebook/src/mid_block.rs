@@ -1,6 +1,6 @@
 //! diffusers' `UNetMidBlock2D` as used by the VAE (`diffusers/models/unets/unet_2d_blocks.py`,
 //! no time embedding, one layer): `resnets.0 → attentions.0 → resnets.1` at the deepest channel
-//! count, the attention being optional (`mid_block_add_attention`; reference doc §4.2).
+//! count, the attention being optional (`mid_block_add_attention`; docs/reference-behaviour.md §4.2).
 
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;

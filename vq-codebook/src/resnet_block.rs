@@ -1,5 +1,5 @@
 //! `ResnetBlock2D` of diffusers (`diffusers/models/resnet.py`) as used by the VQ-VAE: no time
-//! embedding, pre-norm, `output_scale_factor = 1`, dropout 0 (reference doc §4.2):
+//! embedding, pre-norm, `output_scale_factor = 1`, dropout 0 (docs/reference-behaviour.md §4.2):
 //!
 //! `h = conv2(SiLU(GN2(conv1(SiLU(GN1(x))))))`, `out = shortcut(x) + h`, where `shortcut` is a
 //! 1×1 `conv_shortcut` iff the channel count changes. Keys: `norm1, conv1, norm2, conv2,

@@ -1,7 +1,7 @@
 //! diffusers' `UpDecoderBlock2D` / `AttnUpDecoderBlock2D` (`diffusers/models/unets/unet_2d_blocks.py`):
 //! `layers_per_block + 1` resnets (the first changes the channel count), each followed by an
 //! attention block in the `Attn` variant, then an [`Upsample2D`] on every level but the last
-//! (reference doc §4.5). Keys: `resnets.{j}`, `attentions.{j}`, `upsamplers.0`.
+//! (docs/reference-behaviour.md §4.5). Keys: `resnets.{j}`, `attentions.{j}`, `upsamplers.0`.
 
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;

@@ -1,9 +1,9 @@
 //! `Upsample2D(use_conv=True)` of diffusers (`diffusers/models/upsampling.py`), identical to
 //! taming's `Upsample`: nearest-neighbour ×2 (`F.interpolate(scale_factor=2, mode="nearest")`)
-//! followed by a 3×3 convolution with padding 1 (reference doc §4.2). Key: `upsamplers.0.conv`.
+//! followed by a 3×3 convolution with padding 1 (docs/reference-behaviour.md §4.2). Key: `upsamplers.0.conv`.
 //!
 //! The ×2 repeat is written as broadcast + reshape rather than candle's `upsample_nearest2d`,
-//! whose backward overwrites (instead of accumulating) gradients (rust-stack notes §5.2); the
+//! whose backward overwrites (instead of accumulating) gradients (docs/candle-notes.md §5.2); the
 //! values are identical.
 
 use candle_core::{Module, Tensor};

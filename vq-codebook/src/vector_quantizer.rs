@@ -1,5 +1,5 @@
 //! diffusers' `VectorQuantizer` (`diffusers/models/autoencoders/vae.py`, `remap=None`,
-//! `sane_index_shape=False`), reference doc §4.4:
+//! `sane_index_shape=False`), docs/reference-behaviour.md §4.4:
 //!
 //! * the codebook is `embedding.weight` `(num_vq_embeddings, vq_embed_dim)`;
 //! * `get_codebook_entry(ids, (B, H, W, C))` = `embedding(ids)` viewed as NHWC, permuted to NCHW;

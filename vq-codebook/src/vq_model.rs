@@ -1,4 +1,4 @@
-//! diffusers' `VQModel` (`diffusers/models/autoencoders/vq_model.py`), reference doc §4:
+//! diffusers' `VQModel` (`diffusers/models/autoencoders/vq_model.py`), docs/reference-behaviour.md §4:
 //! `encoder → quant_conv (1×1) → quantize` on the way in, `quantize.embedding lookup →
 //! post_quant_conv (1×1) → decoder` on the way out. The token path of the VQ-Diffusion pipeline
 //! is `decode(codebook_entry(ids), force_not_quantize=True)` = [`VqModel::decode_tokens`].

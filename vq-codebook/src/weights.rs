@@ -10,7 +10,7 @@ use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Init, Linear, VarBuilder};
 use crate::error::Error;
 use crate::error::Result;
 
-/// GroupNorm epsilon used everywhere in diffusers' VAE blocks (reference doc §4.1).
+/// GroupNorm epsilon used everywhere in diffusers' VAE blocks (docs/reference-behaviour.md §4.1).
 pub const GROUP_NORM_EPS: f64 = 1e-6;
 
 /// The tensor `name` under `vb`'s prefix, with shape `shape`; `init` is used only when `vb` is

@@ -51,3 +51,8 @@ pub use error::{Error, Result};
 pub use weight_file::{TensorInfo, WeightFile, WeightFormat};
 pub use weight_finder::{Variant, WeightNames, component_folder};
 pub use weight_source::WeightSource;
+
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -55,3 +55,13 @@ pub use options::{GenerationOptions, NullCondition, SamplerChoice};
 pub use output::{contact_sheet, write_outputs};
 pub use pipeline::{Generation, LoadOptions, Timings, VqDiffusionPipeline, check_consistency};
 pub use vq_nn::Variant;
+
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The workspace README's examples (the `discrete-diffusion` snippet), compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadmeDoctests;

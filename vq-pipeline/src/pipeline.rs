@@ -1,4 +1,4 @@
-//! [`VqDiffusionPipeline`]: diffusers' `VQDiffusionPipeline` (reference §1) on the project's
+//! [`VqDiffusionPipeline`]: diffusers' `VQDiffusionPipeline` (docs/reference-behaviour.md §1) on the project's
 //! crates — CLIP text encoding with per-token L2 normalisation, the learned or empty-prompt null
 //! condition, the transformer with cached cross-attention and batched guidance, any sampler of
 //! `discrete-diffusion`, and VQ-VAE decoding with diffusers' rounding.

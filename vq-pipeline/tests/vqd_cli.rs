@@ -8,7 +8,10 @@ use std::process::Command;
 fn vqd() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vqd"));
     // The embedded model unpacks into the build's scratch space, not the user's cache.
-    command.env("VQD_CACHE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vqd-cache"));
+    command.env(
+        "VQD_CACHE",
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vqd-cache"),
+    );
     command
 }
 
@@ -88,7 +91,14 @@ fn an_installed_binary_finds_the_embedded_model_from_anywhere() {
         .current_dir(&dir)
         .env("VQD_CACHE", &cache)
         .env_remove("VQD_DEFAULT_MODEL")
-        .args(["generate", "a green square", "--seed", "3", "--out", "out.png"])
+        .args([
+            "generate",
+            "a green square",
+            "--seed",
+            "3",
+            "--out",
+            "out.png",
+        ])
         .output()
         .unwrap();
     assert!(

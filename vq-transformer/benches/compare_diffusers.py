@@ -9,10 +9,10 @@ diffusers' f32 output, then alternates rounds of
     cargo bench -p vq-transformer --bench forward -- --dir DIR --dtype D
 
 for each dtype (f32, and bf16: diffusers computes in bf16, vq-transformer stores bf16 and
-computes in f32 on the CPU), and prints a table. Needs /work/venv/ref (torch + diffusers);
+computes in f32 on the CPU), and prints a table. Needs a Python with reference/requirements.txt installed ($REFERENCE_PYTHON);
 the Rust tests never need Python.
 
-    /work/venv/ref/bin/python vq-transformer/benches/compare_diffusers.py --layers 2 --rounds 2
+    $REFERENCE_PYTHON vq-transformer/benches/compare_diffusers.py --layers 2 --rounds 2
 """
 
 import argparse

@@ -1,4 +1,4 @@
-//! `AdaLayerNorm` (diffusers `normalization.py`, reference §3.3): `τ = emb[t]`,
+//! `AdaLayerNorm` (diffusers `normalization.py`, docs/reference-behaviour.md §3.3): `τ = emb[t]`,
 //! `u = linear(silu(τ))`, `scale = u[..D]`, `shift = u[D..]` (**scale first**), and
 //! `y = LN(x)·(1 + scale) + shift` with an inner LayerNorm without affine parameters
 //! (eps 1e-5).

@@ -1,4 +1,4 @@
-//! `Attention` with diffusers' default processor (reference §3.5): `to_q`, `to_k`, `to_v`,
+//! `Attention` with diffusers' default processor (docs/reference-behaviour.md §3.5): `to_q`, `to_k`, `to_v`,
 //! `to_out.0`, heads split from consecutive channel blocks, `softmax(Q Kᵀ / √d) V`, no mask.
 //!
 //! For cross-attention the keys/values of the text states depend only on the prompt:

@@ -1,4 +1,4 @@
-//! `BasicTransformerBlock` with `norm_type = "ada_norm"` (reference §3.4):
+//! `BasicTransformerBlock` with `norm_type = "ada_norm"` (docs/reference-behaviour.md §3.4):
 //! `h += attn1(norm1(h, t))`, `h += attn2(norm2(h, t), text)`, `h += ff(norm3(h))`.
 
 use candle_core::{DType, Tensor};

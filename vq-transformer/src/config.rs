@@ -1,5 +1,5 @@
 //! `Transformer2DConfig`: diffusers' `transformer/config.json`, with the class defaults of
-//! `Transformer2DModel.__init__` and its mode rules (reference §3.1): vectorized (discrete)
+//! `Transformer2DModel.__init__` and its mode rules (docs/reference-behaviour.md §3.1): vectorized (discrete)
 //! inputs ⇔ `num_vector_embeds` is set; `norm_type` `"layer_norm"` silently becomes
 //! `"ada_norm"` when `num_embeds_ada_norm` is set. Continuous and patched inputs are refused.
 
@@ -115,7 +115,7 @@ pub enum Activation {
 }
 
 impl Transformer2DConfig {
-    /// The ITHQ transformer's configuration (`microsoft/vq-diffusion-ithq`, reference §5.3)
+    /// The ITHQ transformer's configuration (`microsoft/vq-diffusion-ithq`, docs/reference-behaviour.md §5.3)
     /// with `num_layers` blocks.
     pub fn ithq(num_layers: usize) -> Self {
         Self {

@@ -1,4 +1,4 @@
-//! `FeedForward` (reference §3.6): `net.0` (activation module with `proj`), `net.1` dropout,
+//! `FeedForward` (docs/reference-behaviour.md §3.6): `net.0` (activation module with `proj`), `net.1` dropout,
 //! `net.2` output linear. VQ-Diffusion's `"geglu-approximate"` is **not gated**:
 //! `z = proj(x); z · sigmoid(1.702 z)` (`ApproximateGELU`).
 

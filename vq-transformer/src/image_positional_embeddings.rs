@@ -1,4 +1,4 @@
-//! `ImagePositionalEmbeddings` (diffusers attribute `latent_image_embedding`, reference §3.2):
+//! `ImagePositionalEmbeddings` (diffusers attribute `latent_image_embedding`, docs/reference-behaviour.md §3.2):
 //! `e[b, n] = emb[x[b, n]] + (height_emb[h] + width_emb[w])` with `n = h·W + w`, the position
 //! sum computed first as in diffusers.
 

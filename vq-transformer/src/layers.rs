@@ -1,7 +1,7 @@
 //! Small building blocks shared by the modules: a `Linear` that computes in the activation
 //! dtype whatever the storage dtype of its weights, and training-safe LayerNorm / softmax /
 //! dropout helpers (candle's fused ops have no backward, so they are used only when nothing
-//! upstream tracks gradients; rust-stack notes §4.5, §5.2).
+//! upstream tracks gradients; docs/candle-notes.md §4.5, §5.2).
 
 use candle_core::{D, DType, Module, Tensor};
 use candle_nn::{Init, VarBuilder};

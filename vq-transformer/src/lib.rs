@@ -51,3 +51,8 @@ pub use layers::{LayerNorm, Linear};
 pub use output_head::OutputHead;
 pub use text_context::TextContext;
 pub use transformer_2d::Transformer2DModel;
+
+/// The crate README's examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,5 +1,5 @@
-//! The output head of the vectorized mode (`_get_output_for_vectorized_inputs`, reference
-//! §3.7): `norm_out` (affine LayerNorm), `out` (Linear `D → K−1`), classes moved to axis 1,
+//! The output head of the vectorized mode (`_get_output_for_vectorized_inputs`,
+//! docs/reference-behaviour.md §3.7): `norm_out` (affine LayerNorm), `out` (Linear `D → K−1`), classes moved to axis 1,
 //! log-softmax in **f64** then rounded to f32. The mask class is embedded but never predicted.
 
 use candle_core::{D, DType, Module, Tensor};

@@ -44,7 +44,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn ithq_config_switches_to_ada_norm() {
-    // The hub config (reference §5.3): no norm_type, num_embeds_ada_norm set.
+    // The hub config (docs/reference-behaviour.md §5.3): no norm_type, num_embeds_ada_norm set.
     let cfg = Transformer2DConfig::from_json_str(
         r#"{"_class_name": "Transformer2DModel", "_diffusers_version": "0.8.0",
         "activation_fn": "geglu-approximate", "attention_bias": true, "attention_head_dim": 88,

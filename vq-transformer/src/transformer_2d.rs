@@ -1,4 +1,4 @@
-//! `Transformer2DModel` in discrete ("vectorized") mode (reference §3.8): token + position
+//! `Transformer2DModel` in discrete ("vectorized") mode (docs/reference-behaviour.md §3.8): token + position
 //! embedding, `num_layers` [`BasicTransformerBlock`]s conditioned on the timestep (AdaLN) and
 //! the text (cross-attention), and the [`OutputHead`] returning `log p̂(x_0)` `(B, K−1, N)` f32.
 

@@ -1,6 +1,6 @@
 """Regenerates the tiny transformers references in this folder (not needed by the tests):
 
-    /work/venv/ref/bin/python clip-text/tests/data/make_tiny.py
+    $REFERENCE_PYTHON clip-text/tests/data/make_tiny.py
 
 * tiny_bin/: quick_gelu CLIPTextModel, f32 `pytorch_model.bin` written with torch.save in the old
   hub layout (`text_model.` prefix plus a `position_ids` buffer, like the ITHQ text_encoder);

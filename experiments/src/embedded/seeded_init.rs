@@ -1,5 +1,5 @@
 //! Reproducible initialisation of a training `VarMap`. candle's CPU RNG cannot be seeded
-//! (`rust-stack.md` §5.3), so after the modules have created their variables every variable is
+//! (`docs/candle-notes.md` §5.3), so after the modules have created their variables every variable is
 //! overwritten, in sorted name order, from a seeded `StdRng` according to a per-variable rule.
 //! The rules of the embedded model's text encoder, denoiser and null embedding are
 //! [`embedded_init_rule`].

@@ -6,7 +6,7 @@ using the *legacy* attention key names (query/key/value/proj_attn) that the ITHQ
 plus the diffusers outputs the Rust test compares against (tiny_legacy_expected.safetensors):
   images (2,3,8,8), encode.latents, encode.indices (i64, (2,4,4)), tokens, decode.images.
 
-Run with: /work/venv/ref/bin/python vq-codebook/tests/data/make_tiny_legacy_bin.py
+Run with: $REFERENCE_PYTHON vq-codebook/tests/data/make_tiny_legacy_bin.py
 """
 import os
 
