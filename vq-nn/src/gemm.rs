@@ -1,0 +1,449 @@
+//! Matrix multiplication on host slices, the one place the CPU layers of this crate call a GEMM:
+//! `C ← C·[accumulate] + A·B` for strided f32 views (any row/column strides, so transposed
+//! weights, the heads of a fused q/k/v projection or a column block of an output are used in
+//! place, without copies), and for bf16 operands with f32 accumulation and output.
+//!
+//! Backends: the pure-Rust `gemm` crate (the default; runtime SIMD dispatch up to AVX-512), or
+//! Intel MKL with the `mkl` feature (`cblas_sgemm`; `cblas_gemm_bf16bf16f32`, which uses AMX
+//! tiles or AVX-512-BF16 where the CPU has them and is dispatched by MKL at run time). Without
+//! MKL, bf16 operands are widened to f32 in blocks and multiplied in f32: the same results as
+//! f32 weights rounded to bf16.
+
+use half::bf16;
+
+/// A strided read-only matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A row-major `rows × cols` matrix with row stride `rs`.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
+    /// The transpose (a view, no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    fn check(&self, what: &str) {
+        if self.rows > 0 && self.cols > 0 {
+            let last = (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
+            assert!(
+                last < self.data.len(),
+                "{what}: view {}x{} (strides {}, {}) exceeds its {} elements",
+                self.rows,
+                self.cols,
+                self.rs,
+                self.cs,
+                self.data.len()
+            );
+        }
+    }
+}
+
+/// A row-major writable view: element `(i, j)` is `data[i·rs + j]`.
+pub(crate) struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+}
+
+impl MatMut<'_> {
+    fn check(&self) {
+        if self.rows > 0 && self.cols > 0 {
+            assert!(
+                (self.rows - 1) * self.rs + self.cols <= self.data.len(),
+                "output view exceeds its buffer"
+            );
+        }
+    }
+}
+
+/// Whether a GEMM call may use several threads (`false` inside already-parallel loops).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Threads {
+    /// The calling thread only.
+    One,
+    /// candle's thread count.
+    All,
+}
+
+/// `c ← [c +] a·b` in f32.
+pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool, threads: Threads) {
+    assert_eq!(a.cols, b.rows, "inner dimensions");
+    assert_eq!((c.rows, c.cols), (a.rows, b.cols), "output shape");
+    a.check("lhs");
+    b.check("rhs");
+    c.check();
+    if c.rows == 0 || c.cols == 0 {
+        return;
+    }
+    if a.cols == 0 {
+        if !accumulate {
+            for i in 0..c.rows {
+                c.data[i * c.rs..i * c.rs + c.cols].fill(0.0);
+            }
+        }
+        return;
+    }
+    #[cfg(feature = "mkl")]
+    {
+        let _one = (threads == Threads::One).then(mkl::SingleThread::new);
+        mkl::sgemm(c, a, b, accumulate);
+    }
+    #[cfg(not(feature = "mkl"))]
+    {
+        let parallelism = match threads {
+            Threads::One => gemm::Parallelism::None,
+            Threads::All => {
+                let n = candle_core::utils::get_num_threads();
+                if n > 1 {
+                    gemm::Parallelism::Rayon(n)
+                } else {
+                    gemm::Parallelism::None
+                }
+            }
+        };
+        // SAFETY: the views were bounds-checked above; `c` is exclusively borrowed.
+        unsafe {
+            gemm::gemm(
+                a.rows,
+                b.cols,
+                a.cols,
+                c.data.as_mut_ptr(),
+                1,
+                c.rs as isize,
+                accumulate,
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr(),
+                b.cs as isize,
+                b.rs as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
+/// `c ← [c +] a·b` with bf16 operands, f32 accumulation and output.
+pub(crate) fn gemm_bf16(c: MatMut, a: MatRef<bf16>, b: MatRef<bf16>, accumulate: bool, threads: Threads) {
+    assert_eq!(a.cols, b.rows, "inner dimensions");
+    assert_eq!((c.rows, c.cols), (a.rows, b.cols), "output shape");
+    a.check("lhs");
+    b.check("rhs");
+    c.check();
+    #[cfg(feature = "mkl")]
+    {
+        if mkl::has_bf16_gemm() && c.rows > 0 && c.cols > 0 && a.cols > 0 {
+            let _one = (threads == Threads::One).then(mkl::SingleThread::new);
+            mkl::gemm_bf16(c, a, b, accumulate);
+            return;
+        }
+    }
+    // Widen to f32: `a` whole (activations are small next to weights), `b` too.
+    let wa = widen(a);
+    let wb = widen(b);
+    sgemm(
+        c,
+        MatRef::row_major(&wa, a.rows, a.cols, a.cols),
+        MatRef::row_major(&wb, b.rows, b.cols, b.cols),
+        accumulate,
+        threads,
+    );
+}
+
+/// A strided bf16 view widened to a row-major f32 matrix.
+fn widen(m: MatRef<bf16>) -> Vec<f32> {
+    let mut out = vec![0f32; m.rows * m.cols];
+    for i in 0..m.rows {
+        let row = &mut out[i * m.cols..(i + 1) * m.cols];
+        if m.cs == 1 {
+            crate::simd::bf16_to_f32(&m.data[i * m.rs..i * m.rs + m.cols], row);
+        } else {
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = m.data[i * m.rs + j * m.cs].to_f32();
+            }
+        }
+    }
+    out
+}
+
+#[cfg(feature = "mkl")]
+mod mkl {
+    //! CBLAS entry points of Intel MKL (linked by candle's `mkl` feature through
+    //! `intel-mkl-src`).
+
+    use super::{MatMut, MatRef};
+    use half::bf16;
+
+    const ROW_MAJOR: i32 = 101;
+    const NO_TRANS: i32 = 111;
+    const TRANS: i32 = 112;
+
+    unsafe extern "C" {
+        fn mkl_set_num_threads_local(nt: i32) -> i32;
+        fn cblas_sgemm(
+            layout: i32,
+            ta: i32,
+            tb: i32,
+            m: i32,
+            n: i32,
+            k: i32,
+            alpha: f32,
+            a: *const f32,
+            lda: i32,
+            b: *const f32,
+            ldb: i32,
+            beta: f32,
+            c: *mut f32,
+            ldc: i32,
+        );
+        fn cblas_gemm_bf16bf16f32(
+            layout: i32,
+            ta: i32,
+            tb: i32,
+            m: i32,
+            n: i32,
+            k: i32,
+            alpha: f32,
+            a: *const u16,
+            lda: i32,
+            b: *const u16,
+            ldb: i32,
+            beta: f32,
+            c: *mut f32,
+            ldc: i32,
+        );
+    }
+
+    /// MKL runs single-threaded on this thread while the guard lives (for GEMMs issued from
+    /// an already parallel loop).
+    pub struct SingleThread(i32);
+
+    impl SingleThread {
+        pub fn new() -> Self {
+            // SAFETY: a thread-local MKL setting.
+            Self(unsafe { mkl_set_num_threads_local(1) })
+        }
+    }
+
+    impl Drop for SingleThread {
+        fn drop(&mut self) {
+            // SAFETY: restores the previous thread-local setting.
+            unsafe { mkl_set_num_threads_local(self.0) };
+        }
+    }
+
+    /// `(transpose flag, leading dimension)` of a view for row-major CBLAS, or `None` when
+    /// neither stride is 1 (then it is copied first).
+    fn layout<T>(m: &MatRef<T>) -> Option<(i32, i32)> {
+        if m.cs == 1 && m.rs >= m.cols.max(1) {
+            Some((NO_TRANS, m.rs.max(1) as i32))
+        } else if m.rs == 1 && m.cs >= m.rows.max(1) {
+            Some((TRANS, m.cs.max(1) as i32))
+        } else {
+            None
+        }
+    }
+
+    fn compact<T: Copy + Default>(m: &MatRef<T>) -> Vec<T> {
+        let mut out = vec![T::default(); m.rows * m.cols];
+        for i in 0..m.rows {
+            for j in 0..m.cols {
+                out[i * m.cols + j] = m.data[i * m.rs + j * m.cs];
+            }
+        }
+        out
+    }
+
+    /// Whether the CPU runs MKL's bf16 GEMM natively (AVX-512-BF16 or AMX-BF16); elsewhere the
+    /// f32 path is used.
+    pub fn has_bf16_gemm() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512bf16")
+                || std::arch::is_x86_feature_detected!("amx-bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
+    pub fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool) {
+        let (ca, cb);
+        let (a, (ta, lda)) = match layout(&a) {
+            Some(l) => (a, l),
+            None => {
+                ca = compact(&a);
+                let v = MatRef::row_major(&ca, a.rows, a.cols, a.cols);
+                (v, (NO_TRANS, a.cols as i32))
+            }
+        };
+        let (b, (tb, ldb)) = match layout(&b) {
+            Some(l) => (b, l),
+            None => {
+                cb = compact(&b);
+                let v = MatRef::row_major(&cb, b.rows, b.cols, b.cols);
+                (v, (NO_TRANS, b.cols as i32))
+            }
+        };
+        // SAFETY: views are bounds-checked by the caller; dimensions fit i32 for our models.
+        unsafe {
+            cblas_sgemm(
+                ROW_MAJOR,
+                ta,
+                tb,
+                c.rows as i32,
+                c.cols as i32,
+                a.cols as i32,
+                1.0,
+                a.data.as_ptr(),
+                lda,
+                b.data.as_ptr(),
+                ldb,
+                if accumulate { 1.0 } else { 0.0 },
+                c.data.as_mut_ptr(),
+                c.rs as i32,
+            )
+        }
+    }
+
+    pub fn gemm_bf16(c: MatMut, a: MatRef<bf16>, b: MatRef<bf16>, accumulate: bool) {
+        let (ca, cb);
+        let (a, (ta, lda)) = match layout(&a) {
+            Some(l) => (a, l),
+            None => {
+                ca = compact(&a);
+                let v = MatRef::row_major(&ca, a.rows, a.cols, a.cols);
+                (v, (NO_TRANS, a.cols as i32))
+            }
+        };
+        let (b, (tb, ldb)) = match layout(&b) {
+            Some(l) => (b, l),
+            None => {
+                cb = compact(&b);
+                let v = MatRef::row_major(&cb, b.rows, b.cols, b.cols);
+                (v, (NO_TRANS, b.cols as i32))
+            }
+        };
+        // SAFETY: as above; `half::bf16` is `repr(transparent)` over `u16`.
+        unsafe {
+            cblas_gemm_bf16bf16f32(
+                ROW_MAJOR,
+                ta,
+                tb,
+                c.rows as i32,
+                c.cols as i32,
+                a.cols as i32,
+                1.0,
+                a.data.as_ptr().cast(),
+                lda,
+                b.data.as_ptr().cast(),
+                ldb,
+                if accumulate { 1.0 } else { 0.0 },
+                c.data.as_mut_ptr(),
+                c.rs as i32,
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &MatRef<f32>, b: &MatRef<f32>) -> Vec<f32> {
+        let mut out = vec![0f32; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                let mut s = 0f64;
+                for p in 0..a.cols {
+                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+                out[i * b.cols + j] = s as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn strided_views_multiply_like_the_definition() {
+        let (m, k, n) = (37, 53, 29);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0).collect();
+        // b stored transposed (n × k row-major, used as k × n).
+        let bt: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect();
+        let av = MatRef::row_major(&a, m, k, k);
+        let bv = MatRef::row_major(&bt, n, k, k).t();
+        let want = naive(&av, &bv);
+        for threads in [Threads::One, Threads::All] {
+            let mut c = vec![1f32; m * n];
+            sgemm(
+                MatMut {
+                    data: &mut c,
+                    rows: m,
+                    cols: n,
+                    rs: n,
+                },
+                av,
+                bv,
+                true,
+                threads,
+            );
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - (y + 1.0)).abs() < 1e-4, "{x} vs {y} + 1");
+            }
+        }
+        // bf16 operands: the product of the rounded values.
+        let ab: Vec<bf16> = a.iter().map(|&x| bf16::from_f32(x)).collect();
+        let bb: Vec<bf16> = bt.iter().map(|&x| bf16::from_f32(x)).collect();
+        let ar: Vec<f32> = ab.iter().map(|x| x.to_f32()).collect();
+        let br: Vec<f32> = bb.iter().map(|x| x.to_f32()).collect();
+        let want = naive(
+            &MatRef::row_major(&ar, m, k, k),
+            &MatRef::row_major(&br, n, k, k).t(),
+        );
+        let mut c = vec![0f32; m * n];
+        gemm_bf16(
+            MatMut {
+                data: &mut c,
+                rows: m,
+                cols: n,
+                rs: n,
+            },
+            MatRef::row_major(&ab, m, k, k),
+            MatRef::row_major(&bb, n, k, k).t(),
+            false,
+            Threads::All,
+        );
+        for (x, y) in c.iter().zip(&want) {
+            assert!((x - y).abs() < 1e-3, "{x} vs {y}");
+        }
+    }
+}
