@@ -345,7 +345,7 @@ fn compare(
     if python.is_none() && !no_reference {
         eprintln!("no reference Python (pass --python or set REFERENCE_PYTHON); running ours only");
     }
-    let threads = threads.unwrap_or_else(|| candle_core::utils::get_num_threads());
+    let threads = threads.unwrap_or_else(candle_core::utils::get_num_threads);
     let exe = std::env::current_exe()?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference.py");
     let mut results: Vec<Measurement> = Vec::new();
@@ -417,6 +417,7 @@ fn compare(
 }
 
 fn main() -> anyhow::Result<()> {
+    vq_nn::tune_allocator();
     match Cli::parse().command {
         Cmd::Compare {
             shared,

@@ -60,22 +60,57 @@ impl<'a, T> MatRef<'a, T> {
     }
 }
 
-/// A row-major writable view: element `(i, j)` is `data[i·rs + j]`.
+/// A row-major writable view: element `(i, j)` is at `ptr + i·rs + j`.
+///
+/// Built from a slice (bounds-checked) or, for disjoint blocks of one output written by
+/// parallel tasks (heads of an attention output interleave within rows), from a raw pointer.
 pub(crate) struct MatMut<'a> {
-    pub data: &'a mut [f32],
+    ptr: *mut f32,
     pub rows: usize,
     pub cols: usize,
     pub rs: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-impl MatMut<'_> {
-    fn check(&self) {
-        if self.rows > 0 && self.cols > 0 {
+impl<'a> MatMut<'a> {
+    /// A view into `data`.
+    pub fn new(data: &'a mut [f32], rows: usize, cols: usize, rs: usize) -> Self {
+        if rows > 0 && cols > 0 {
             assert!(
-                (self.rows - 1) * self.rs + self.cols <= self.data.len(),
-                "output view exceeds its buffer"
+                (rows - 1) * rs + cols <= data.len(),
+                "output view {rows}x{cols} (row stride {rs}) exceeds its {} elements",
+                data.len()
             );
         }
+        Self {
+            ptr: data.as_mut_ptr(),
+            rows,
+            cols,
+            rs,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// A view at `ptr`.
+    ///
+    /// # Safety
+    /// Every element `(i, j)`, `i < rows`, `j < cols`, at `ptr + i·rs + j` must be valid for
+    /// writes for `'a`, and no other live reference or view may touch those elements.
+    pub unsafe fn from_raw(ptr: *mut f32, rows: usize, cols: usize, rs: usize) -> Self {
+        Self {
+            ptr,
+            rows,
+            cols,
+            rs,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    fn check(&self) {}
+
+    fn row(&mut self, i: usize) -> &mut [f32] {
+        // SAFETY: the constructors guarantee the row lies in the view.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i * self.rs), self.cols) }
     }
 }
 
@@ -100,8 +135,9 @@ pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool,
     }
     if a.cols == 0 {
         if !accumulate {
+            let mut c = c;
             for i in 0..c.rows {
-                c.data[i * c.rs..i * c.rs + c.cols].fill(0.0);
+                c.row(i).fill(0.0);
             }
         }
         return;
@@ -130,7 +166,7 @@ pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool,
                 a.rows,
                 b.cols,
                 a.cols,
-                c.data.as_mut_ptr(),
+                c.ptr,
                 1,
                 c.rs as isize,
                 accumulate,
@@ -151,8 +187,28 @@ pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool,
     }
 }
 
+/// Whether bf16 operands multiply natively (an `mkl` build on a CPU with AVX-512-BF16 or AMX);
+/// elsewhere bf16 weights are better widened once per call and multiplied with f32
+/// activations.
+pub(crate) fn native_bf16() -> bool {
+    #[cfg(feature = "mkl")]
+    {
+        mkl::has_bf16_gemm()
+    }
+    #[cfg(not(feature = "mkl"))]
+    {
+        false
+    }
+}
+
 /// `c ← [c +] a·b` with bf16 operands, f32 accumulation and output.
-pub(crate) fn gemm_bf16(c: MatMut, a: MatRef<bf16>, b: MatRef<bf16>, accumulate: bool, threads: Threads) {
+pub(crate) fn gemm_bf16(
+    c: MatMut,
+    a: MatRef<bf16>,
+    b: MatRef<bf16>,
+    accumulate: bool,
+    threads: Threads,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions");
     assert_eq!((c.rows, c.cols), (a.rows, b.cols), "output shape");
     a.check("lhs");
@@ -180,7 +236,8 @@ pub(crate) fn gemm_bf16(c: MatMut, a: MatRef<bf16>, b: MatRef<bf16>, accumulate:
 
 /// A strided bf16 view widened to a row-major f32 matrix.
 fn widen(m: MatRef<bf16>) -> Vec<f32> {
-    let mut out = vec![0f32; m.rows * m.cols];
+    // SAFETY: every row is written below.
+    let mut out: Vec<f32> = unsafe { crate::host::uninit_vec(m.rows * m.cols) };
     for i in 0..m.rows {
         let row = &mut out[i * m.cols..(i + 1) * m.cols];
         if m.cs == 1 {
@@ -200,6 +257,7 @@ mod mkl {
     //! `intel-mkl-src`).
 
     use super::{MatMut, MatRef};
+    // `c.ptr` is read inside this module only.
     use half::bf16;
 
     const ROW_MAJOR: i32 = 101;
@@ -207,7 +265,7 @@ mod mkl {
     const TRANS: i32 = 112;
 
     unsafe extern "C" {
-        fn mkl_set_num_threads_local(nt: i32) -> i32;
+        fn MKL_Set_Num_Threads_Local(nt: i32) -> i32;
         fn cblas_sgemm(
             layout: i32,
             ta: i32,
@@ -249,14 +307,14 @@ mod mkl {
     impl SingleThread {
         pub fn new() -> Self {
             // SAFETY: a thread-local MKL setting.
-            Self(unsafe { mkl_set_num_threads_local(1) })
+            Self(unsafe { MKL_Set_Num_Threads_Local(1) })
         }
     }
 
     impl Drop for SingleThread {
         fn drop(&mut self) {
             // SAFETY: restores the previous thread-local setting.
-            unsafe { mkl_set_num_threads_local(self.0) };
+            unsafe { MKL_Set_Num_Threads_Local(self.0) };
         }
     }
 
@@ -287,8 +345,10 @@ mod mkl {
     pub fn has_bf16_gemm() -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("avx512bf16")
-                || std::arch::is_x86_feature_detected!("amx-bf16")
+            // AMX-BF16 is CPUID leaf 7, EDX bit 22 (its detection macro is not stable yet).
+            // SAFETY: `cpuid` is available on every x86-64 CPU.
+            let amx = std::arch::x86_64::__cpuid_count(7, 0).edx & (1 << 22) != 0;
+            std::arch::is_x86_feature_detected!("avx512bf16") || amx
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -329,7 +389,7 @@ mod mkl {
                 b.data.as_ptr(),
                 ldb,
                 if accumulate { 1.0 } else { 0.0 },
-                c.data.as_mut_ptr(),
+                c.ptr,
                 c.rs as i32,
             )
         }
@@ -368,7 +428,7 @@ mod mkl {
                 b.data.as_ptr().cast(),
                 ldb,
                 if accumulate { 1.0 } else { 0.0 },
-                c.data.as_mut_ptr(),
+                c.ptr,
                 c.rs as i32,
             )
         }
@@ -396,26 +456,19 @@ mod tests {
     #[test]
     fn strided_views_multiply_like_the_definition() {
         let (m, k, n) = (37, 53, 29);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 8.0)
+            .collect();
         // b stored transposed (n × k row-major, used as k × n).
-        let bt: Vec<f32> = (0..n * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0).collect();
+        let bt: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+            .collect();
         let av = MatRef::row_major(&a, m, k, k);
         let bv = MatRef::row_major(&bt, n, k, k).t();
         let want = naive(&av, &bv);
         for threads in [Threads::One, Threads::All] {
             let mut c = vec![1f32; m * n];
-            sgemm(
-                MatMut {
-                    data: &mut c,
-                    rows: m,
-                    cols: n,
-                    rs: n,
-                },
-                av,
-                bv,
-                true,
-                threads,
-            );
+            sgemm(MatMut::new(&mut c, m, n, n), av, bv, true, threads);
             for (x, y) in c.iter().zip(&want) {
                 assert!((x - (y + 1.0)).abs() < 1e-4, "{x} vs {y} + 1");
             }
@@ -431,12 +484,7 @@ mod tests {
         );
         let mut c = vec![0f32; m * n];
         gemm_bf16(
-            MatMut {
-                data: &mut c,
-                rows: m,
-                cols: n,
-                rs: n,
-            },
+            MatMut::new(&mut c, m, n, n),
             MatRef::row_major(&ab, m, k, k),
             MatRef::row_major(&bb, n, k, k).t(),
             false,

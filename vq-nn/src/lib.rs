@@ -11,6 +11,12 @@
 //! * **Weight discovery** in diffusers/transformers folders ([`WeightNames`], [`Variant`]).
 //! * **Devices by name** ([`parse_device`]: `cpu`, `cuda:N`, `metal`), with the cargo feature
 //!   to enable when a device is not compiled in.
+//! * **Fast CPU layers** with device dispatch (TEI-style thin layers): [`Linear`] (bias,
+//!   residual and activation fused into the GEMM's output), [`LayerNorm`] and the grouped
+//!   [`layer_norm`] of AdaLN, [`multi_head_attention`] (a tiled kernel, no transposes, no score
+//!   tensor), fused softmax, activation and log-softmax kernels — each used only when no
+//!   gradient can flow, the composite candle formula otherwise. The GEMMs are the pure-Rust
+//!   `gemm` crate or, with the `mkl` feature, Intel MKL (including its bf16 GEMM).
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -34,10 +40,19 @@
 //! # }
 //! ```
 
+mod allocator;
+mod attention;
 mod compute_dtype;
 mod device;
 mod error;
+mod functional;
+mod gemm;
+mod host;
+mod layer_norm;
+mod linear;
+mod ops;
 mod pickle;
+mod simd;
 mod stored_tensor;
 mod torch_file;
 mod weight_file;
@@ -45,9 +60,17 @@ mod weight_finder;
 mod weight_source;
 mod zip_archive;
 
+pub use allocator::tune_allocator;
+pub use attention::{AttentionPrecision, multi_head_attention};
 pub use compute_dtype::compute_dtype;
 pub use device::{device_name, parse_device};
 pub use error::{Error, Result};
+pub use functional::{
+    approx_gelu, cast, dropout, layer_norm, layer_norm_as, log_softmax_f64, softmax_last_dim,
+};
+pub use host::no_grad;
+pub use layer_norm::LayerNorm;
+pub use linear::Linear;
 pub use weight_file::{TensorInfo, WeightFile, WeightFormat};
 pub use weight_finder::{Variant, WeightNames, component_folder};
 pub use weight_source::WeightSource;

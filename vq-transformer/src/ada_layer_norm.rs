@@ -10,8 +10,8 @@
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use crate::layers::{Linear, cast, layer_norm};
 use discrete_diffusion::Timesteps;
+use vq_nn::{Linear, cast, layer_norm_as};
 
 use crate::Result;
 
@@ -61,6 +61,7 @@ impl AdaLayerNorm {
         &self,
         x: &Tensor,
         modulation: &(Tensor, Tensor),
+        dtype: DType,
         train: bool,
     ) -> Result<Tensor> {
         let (scale, shift) = modulation;
@@ -69,12 +70,12 @@ impl AdaLayerNorm {
         } else {
             (scale.clone(), shift.clone())
         };
-        layer_norm(x, &alpha, &beta, self.eps, train)
+        Ok(layer_norm_as(x, &alpha, &beta, self.eps, dtype, train)?)
     }
 
     /// `LN(x)·(1 + scale) + shift` for `x` `(B, N, D)`.
     pub fn forward(&self, x: &Tensor, t: &Timesteps, train: bool) -> Result<Tensor> {
         let m = self.modulation(t, x.dtype())?;
-        self.forward_modulated(x, &m, train)
+        self.forward_modulated(x, &m, x.dtype(), train)
     }
 }

@@ -1,23 +1,37 @@
-//! `Attention` with diffusers' default processor (docs/reference-behaviour.md §3.5): `to_q`, `to_k`, `to_v`,
-//! `to_out.0`, heads split from consecutive channel blocks, `softmax(Q Kᵀ / √d) V`, no mask.
+//! `Attention` with diffusers' default processor (docs/reference-behaviour.md §3.5): `to_q`,
+//! `to_k`, `to_v`, `to_out.0`, heads split from consecutive channel blocks,
+//! `softmax(Q Kᵀ / √d) V`, no mask.
 //!
-//! For cross-attention the keys/values of the text states depend only on the prompt:
-//! [`Attention::key_value`] computes them once, in the head layout, and
+//! The attention itself is [`vq_nn::multi_head_attention`] (a fused, tiled CPU kernel on the
+//! inference path, with bf16 products when the weights are stored as bf16 and the backend
+//! multiplies bf16 natively); the output projection adds the residual in its GEMM
+//! ([`Attention::forward_kv_residual`]). For cross-attention the keys/values of the text states
+//! depend only on the prompt: [`Attention::key_value`] computes them once and
 //! [`Attention::forward_kv`] reuses them at every denoising step.
 
 use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
+use vq_nn::{AttentionPrecision, Linear, dropout, multi_head_attention};
 
 use crate::Result;
-use crate::layers::{Linear, cast, dropout, softmax_last_dim};
 
-/// Keys and values in head layout `(B, H, L, d)`, contiguous.
+/// Projected keys and values `(B, L, H·d)` (heads in consecutive channel blocks).
 #[derive(Debug, Clone)]
 pub struct KeyValue {
-    /// Keys `(B, H, L, d)`.
+    /// Keys `(B, L, H·d)`.
     pub k: Tensor,
-    /// Values `(B, H, L, d)`.
+    /// Values `(B, L, H·d)`.
     pub v: Tensor,
+}
+
+impl KeyValue {
+    /// Rows `start..start + len` of the batch.
+    pub fn narrow(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Self {
+            k: self.k.narrow(0, start, len)?,
+            v: self.v.narrow(0, start, len)?,
+        })
+    }
 }
 
 /// Multi-head (self- or cross-) attention.
@@ -61,24 +75,11 @@ impl Attention {
         })
     }
 
-    /// `(B, L, H·d)` → `(B, H, L, d)` contiguous, times `scale`.
-    fn split_heads(&self, x: &Tensor, scale: f64) -> Result<Tensor> {
-        let (b, l, _) = x.dims3()?;
-        let x = x
-            .reshape((b, l, self.heads, self.head_dim))?
-            .transpose(1, 2)?;
-        Ok(if scale == 1.0 {
-            x.contiguous()?
-        } else {
-            x.affine(scale, 0.0)?
-        })
-    }
-
     /// Keys and values of `context` `(B, L, context_dim)`.
     pub fn key_value(&self, context: &Tensor) -> Result<KeyValue> {
         Ok(KeyValue {
-            k: self.split_heads(&self.to_k.forward(context)?, 1.0)?,
-            v: self.split_heads(&self.to_v.forward(context)?, 1.0)?,
+            k: self.to_k.forward(context)?,
+            v: self.to_v.forward(context)?,
         })
     }
 
@@ -93,6 +94,57 @@ impl Attention {
         self.forward_kv_masked(x, kv, None, train)
     }
 
+    /// The dtype the projections read best given activations of `activation` dtype: bf16
+    /// when the weights are bf16 and multiplied natively (a norm can then write bf16
+    /// directly), else `activation`.
+    pub fn input_dtype(&self, activation: DType) -> DType {
+        if activation == DType::F32 && self.to_q.input_dtype() == DType::BF16 {
+            DType::BF16
+        } else {
+            activation
+        }
+    }
+
+    fn precision(&self) -> AttentionPrecision {
+        match self.to_q.weight().dtype() {
+            DType::BF16 => AttentionPrecision::Bf16,
+            _ => AttentionPrecision::F32,
+        }
+    }
+
+    /// `softmax(q kᵀ/√d + mask) v` before the output projection, `(B, N, H·d)`.
+    fn context(
+        &self,
+        x: &Tensor,
+        kv: &KeyValue,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let q = self.to_q.forward(x)?;
+        let upcast = self.upcast && matches!(dtype, DType::F16 | DType::BF16);
+        let (q, k, v) = if upcast {
+            (
+                q.to_dtype(DType::F32)?,
+                kv.k.to_dtype(DType::F32)?,
+                kv.v.to_dtype(DType::F32)?,
+            )
+        } else {
+            (q, kv.k.clone(), kv.v.clone())
+        };
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let o = multi_head_attention(&q, &k, &v, self.heads, scale, mask, self.precision(), train)?;
+        // bf16 projection inputs come with f32 activations: keep the f32 output (the output
+        // projection converts it as it reads it).
+        if dtype == DType::BF16
+            && o.dtype() == DType::F32
+            && self.to_out.input_dtype() == DType::BF16
+        {
+            return Ok(o);
+        }
+        Ok(o.to_dtype(dtype)?)
+    }
+
     /// Attention with an additive score mask `(N, L)` (0 where allowed, `-inf` where not;
     /// e.g. a causal mask for autoregressive baselines). diffusers' VQ-Diffusion uses none.
     pub fn forward_kv_masked(
@@ -102,26 +154,25 @@ impl Attention {
         mask: Option<&Tensor>,
         train: bool,
     ) -> Result<Tensor> {
-        let (b, n, _) = x.dims3()?;
-        let dtype = x.dtype();
-        let q = self.split_heads(&self.to_q.forward(x)?, (self.head_dim as f64).powf(-0.5))?;
-        let upcast = self.upcast && matches!(dtype, DType::F16 | DType::BF16);
-        let (q, k) = if upcast {
-            (q.to_dtype(DType::F32)?, kv.k.to_dtype(DType::F32)?)
-        } else {
-            (q, kv.k.clone())
-        };
-        let scores = q.matmul(&k.t()?)?;
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(&cast(m, scores.dtype())?)?,
-            None => scores,
-        };
-        let probs = cast(&softmax_last_dim(&scores, train)?, dtype)?;
-        let o = probs.matmul(&kv.v)?; // (B, H, N, d)
-        let o = o
-            .transpose(1, 2)?
-            .reshape((b, n, self.heads * self.head_dim))?;
+        let o = self.context(x, kv, mask, train)?;
         let out = self.to_out.forward(&o)?;
-        dropout(&out, self.dropout, train)
+        Ok(dropout(&out, self.dropout, train)?)
+    }
+
+    /// `residual + attention(x, kv)`: the residual connection of a block, added inside the
+    /// output projection's GEMM on the inference path.
+    pub fn forward_kv_residual(
+        &self,
+        x: &Tensor,
+        kv: &KeyValue,
+        residual: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        let o = self.context(x, kv, None, train)?;
+        if train && self.dropout > 0.0 {
+            let out = dropout(&self.to_out.forward(&o)?, self.dropout, train)?;
+            return Ok((out + residual)?);
+        }
+        Ok(self.to_out.forward_residual(&o, residual)?)
     }
 }

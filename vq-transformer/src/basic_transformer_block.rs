@@ -8,8 +8,8 @@ use crate::ada_layer_norm::AdaLayerNorm;
 use crate::attention::{Attention, KeyValue};
 use crate::config::{NormType, Transformer2DConfig};
 use crate::feed_forward::FeedForward;
-use crate::layers::LayerNorm;
 use discrete_diffusion::Timesteps;
+use vq_nn::LayerNorm;
 
 use crate::Result;
 
@@ -56,10 +56,17 @@ impl BlockNorm {
         }
     }
 
-    fn forward(&self, x: &Tensor, m: Option<&(Tensor, Tensor)>, train: bool) -> Result<Tensor> {
+    /// The norm of `x`, produced in `dtype` (the input dtype of the projection that reads it).
+    fn forward(
+        &self,
+        x: &Tensor,
+        m: Option<&(Tensor, Tensor)>,
+        dtype: DType,
+        train: bool,
+    ) -> Result<Tensor> {
         match (self, m) {
-            (BlockNorm::Ada(n), Some(m)) => n.forward_modulated(x, m, train),
-            (BlockNorm::Plain(n), _) => n.forward_t(x, train),
+            (BlockNorm::Ada(n), Some(m)) => n.forward_modulated(x, m, dtype, train),
+            (BlockNorm::Plain(n), _) => Ok(vq_nn::cast(&n.forward_t(x, train)?, dtype)?),
             (BlockNorm::Ada(_), None) => unreachable!("AdaLayerNorm without modulation"),
         }
     }
@@ -146,26 +153,35 @@ impl BasicTransformerBlock {
         text: CrossInput<'_>,
         train: bool,
     ) -> Result<Tensor> {
-        let x = self.norm1.forward(h, m.norm1.as_ref(), train)?;
-        let h = (self.attn1.forward(&x, None, train)? + h)?;
+        let x = self.norm1.forward(
+            h,
+            m.norm1.as_ref(),
+            self.attn1.input_dtype(h.dtype()),
+            train,
+        )?;
+        let kv = self.attn1.key_value(&x)?;
+        let h = self.attn1.forward_kv_residual(&x, &kv, h, train)?;
         let h = match (&self.norm2, &self.attn2) {
             (Some(norm2), Some(attn2)) => {
-                let x = norm2.forward(&h, m.norm2.as_ref(), train)?;
-                let a = match text {
-                    CrossInput::States(s) => attn2.forward(&x, Some(s), train)?,
-                    CrossInput::Cached(kv) => attn2.forward_kv(&x, kv, train)?,
+                let x = norm2.forward(&h, m.norm2.as_ref(), attn2.input_dtype(h.dtype()), train)?;
+                match text {
+                    CrossInput::States(s) => {
+                        attn2.forward_kv_residual(&x, &attn2.key_value(s)?, &h, train)?
+                    }
+                    CrossInput::Cached(kv) => attn2.forward_kv_residual(&x, kv, &h, train)?,
                     CrossInput::None => {
                         return Err(crate::Error::Context(
                             "this model has cross-attention: encoder states are required".into(),
                         ));
                     }
-                };
-                (a + h)?
+                }
             }
             _ => h,
         };
-        let x = self.norm3.forward_t(&h, train)?;
-        Ok((self.ff.forward(&x, train)? + h)?)
+        let x = self
+            .norm3
+            .forward_as(&h, self.ff.input_dtype(h.dtype()), train)?;
+        self.ff.forward_residual(&x, &h, train)
     }
 }
 

@@ -2,12 +2,12 @@
 //! `net.2` output linear. VQ-Diffusion's `"geglu-approximate"` is **not gated**:
 //! `z = proj(x); z · sigmoid(1.702 z)` (`ApproximateGELU`).
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::Result;
 use crate::config::Activation;
-use crate::layers::{Linear, dropout};
-use crate::{Result, kernels};
+use vq_nn::{Linear, dropout};
 
 /// Position-wise MLP `D → 4D → D`.
 #[derive(Debug, Clone)]
@@ -41,15 +41,18 @@ impl FeedForward {
 
     /// The activation module `net.0` (projection included).
     fn activate(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if self.activation == Activation::ApproximateGelu {
+            // The activation is applied to the projection's output buffer in place, written in
+            // the dtype the output projection reads best.
+            let dtype = match self.out.input_dtype() {
+                DType::BF16 => DType::BF16,
+                _ => DType::F32,
+            };
+            return Ok(self.proj.forward_approx_gelu_as(x, dtype, train)?);
+        }
         let z = self.proj.forward(x)?;
         Ok(match self.activation {
-            Activation::ApproximateGelu => {
-                if !train && !z.track_op() && kernels::supports(&z) {
-                    kernels::approx_gelu(&z)?
-                } else {
-                    (&z * candle_nn::ops::sigmoid(&(&z * 1.702)?)?)?
-                }
-            }
+            Activation::ApproximateGelu => unreachable!("handled above"),
             Activation::Gelu => z.gelu_erf()?,
             Activation::GeluTanh => z.gelu()?,
             Activation::Geglu => {
@@ -61,10 +64,28 @@ impl FeedForward {
         })
     }
 
+    /// The dtype the feed-forward reads best given activations of `activation` dtype (see
+    /// [`crate::Attention::input_dtype`]).
+    pub fn input_dtype(&self, activation: DType) -> DType {
+        if activation == DType::F32 && self.proj.input_dtype() == DType::BF16 {
+            DType::BF16
+        } else {
+            activation
+        }
+    }
+
     /// `net.2(dropout(net.0(x)))`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let h = self.activate(x, train)?;
         let h = dropout(&h, self.dropout, train)?;
         Ok(self.out.forward(&h)?)
+    }
+
+    /// `residual + forward(x)`, the residual added inside the output GEMM on the inference
+    /// path.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.activate(x, train)?;
+        let h = dropout(&h, self.dropout, train)?;
+        Ok(self.out.forward_residual(&h, residual)?)
     }
 }

@@ -5,8 +5,8 @@
 use candle_core::{DType, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use crate::layers::cast;
 use crate::{Error, Result};
+use vq_nn::cast;
 
 /// Token embedding plus learned row and column embeddings of the latent grid.
 #[derive(Debug, Clone)]

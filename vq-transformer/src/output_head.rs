@@ -2,11 +2,11 @@
 //! docs/reference-behaviour.md §3.7): `norm_out` (affine LayerNorm), `out` (Linear `D → K−1`), classes moved to axis 1,
 //! log-softmax in **f64** then rounded to f32. The mask class is embedded but never predicted.
 
-use candle_core::{D, DType, Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::layers::{LayerNorm, Linear};
-use crate::{Result, kernels};
+use crate::Result;
+use vq_nn::{LayerNorm, Linear, log_softmax_f64};
 
 /// `norm_out` + `out` + f64 log-softmax.
 #[derive(Debug, Clone)]
@@ -32,12 +32,7 @@ impl OutputHead {
     /// `log p̂(x_0)` `(B, K−1, N)` f32.
     pub fn forward(&self, h: &Tensor, train: bool) -> Result<Tensor> {
         let logits = self.logits(h, train)?;
-        let logp = if !train && !logits.track_op() && kernels::supports(&logits) {
-            kernels::log_softmax_f64(&logits)?
-        } else {
-            let logits = logits.to_dtype(DType::F64)?;
-            candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_dtype(DType::F32)?
-        };
+        let logp = log_softmax_f64(&logits.to_dtype(DType::F32)?, train)?;
         Ok(logp.transpose(1, 2)?.contiguous()?)
     }
 }

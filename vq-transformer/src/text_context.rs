@@ -48,16 +48,7 @@ impl TextContext {
             None => None,
             Some(kv) => Some(
                 kv.iter()
-                    .map(|kv| {
-                        kv.as_ref()
-                            .map(|kv| -> Result<KeyValue> {
-                                Ok(KeyValue {
-                                    k: kv.k.narrow(0, start, len)?,
-                                    v: kv.v.narrow(0, start, len)?,
-                                })
-                            })
-                            .transpose()
-                    })
+                    .map(|kv| kv.as_ref().map(|kv| kv.narrow(start, len)).transpose())
                     .collect::<Result<Vec<_>>>()?,
             ),
         };

@@ -9,7 +9,8 @@
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
-use vq_transformer::{Activation, Attention, FeedForward, KeyValue, LayerNorm, Linear};
+use vq_nn::{LayerNorm, Linear};
+use vq_transformer::{Activation, Attention, FeedForward, KeyValue};
 
 /// Architecture of the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +49,8 @@ impl ArBlock {
         let w = c.width();
         let map = |e: vq_transformer::Error| candle_core::Error::Msg(e.to_string());
         Ok(Self {
-            norm1: LayerNorm::new(vb.pp("norm1"), w, 1e-5, true).map_err(map)?,
+            norm1: LayerNorm::new(vb.pp("norm1"), w, 1e-5, true)
+                .map_err(vq_nn::Error::into_candle)?,
             attn1: Attention::new(
                 vb.pp("attn1"),
                 w,
@@ -61,7 +63,8 @@ impl ArBlock {
                 false,
             )
             .map_err(map)?,
-            norm2: LayerNorm::new(vb.pp("norm2"), w, 1e-5, true).map_err(map)?,
+            norm2: LayerNorm::new(vb.pp("norm2"), w, 1e-5, true)
+                .map_err(vq_nn::Error::into_candle)?,
             attn2: Attention::new(
                 vb.pp("attn2"),
                 w,
@@ -74,7 +77,8 @@ impl ArBlock {
                 false,
             )
             .map_err(map)?,
-            norm3: LayerNorm::new(vb.pp("norm3"), w, 1e-5, true).map_err(map)?,
+            norm3: LayerNorm::new(vb.pp("norm3"), w, 1e-5, true)
+                .map_err(vq_nn::Error::into_candle)?,
             ff: FeedForward::new(vb.pp("ff"), w, 4 * w, Activation::Geglu, 0.0).map_err(map)?,
         })
     }

@@ -1,0 +1,363 @@
+//! [`Linear`]: `y = x Wᵀ + b` over the last axis, weights `(out, in)` as in PyTorch, kept in
+//! their storage dtype.
+//!
+//! Inference on the CPU (f32 activations, no gradient) takes a fused path: the output buffer is
+//! initialised with the bias (or with `residual + bias` for [`Linear::forward_residual`]) and
+//! the GEMM accumulates into it, so neither the bias nor a residual connection costs a pass of
+//! its own; [`Linear::forward_approx_gelu`] applies the activation in place. bf16 weights use
+//! MKL's bf16 GEMM (f32 accumulation) in `mkl` builds on CPUs with AVX-512-BF16 or AMX, and are
+//! widened to f32 per call elsewhere. Every other case (training, accelerators, f16) is
+//! candle's matmul.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{Init, VarBuilder};
+use half::bf16;
+
+use crate::functional::cast;
+use crate::gemm::{MatMut, MatRef, Threads, gemm_bf16, sgemm};
+use crate::host::{no_grad, on_cpu, tensor, with_slice};
+use crate::{Result, simd};
+
+/// A fully connected layer.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+/// What is added to `x Wᵀ` on the fused path.
+enum Epilogue<'a> {
+    Bias,
+    BiasResidual(&'a Tensor),
+    BiasApproxGelu,
+}
+
+impl Linear {
+    /// Loads `weight` `(out, in)` and optionally `bias` `(out)`; fresh (`VarMap`) parameters
+    /// get candle's Kaiming-normal weight and PyTorch's `U(±1/√in)` bias.
+    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
+        let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
+        Self::new_with_init(
+            vb,
+            in_dim,
+            out_dim,
+            bias,
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+            Init::Uniform {
+                lo: -bound,
+                up: bound,
+            },
+        )
+    }
+
+    /// As [`Linear::new`] with the initialisation of fresh parameters given.
+    pub fn new_with_init(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        bias: bool,
+        weight_init: Init,
+        bias_init: Init,
+    ) -> Result<Self> {
+        let weight = vb.get_with_hints((out_dim, in_dim), "weight", weight_init)?;
+        let bias = if bias {
+            Some(vb.get_with_hints(out_dim, "bias", bias_init)?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    /// A layer from its tensors: `weight` `(out, in)`, `bias` `(out)`.
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+
+    /// The `(out, in)` weight.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias, if any.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        let d = self.weight.dims();
+        (d[0], d[1])
+    }
+
+    fn fused_applies(&self, x: &Tensor) -> bool {
+        let input = match x.dtype() {
+            DType::F32 => true,
+            // bf16 activations only feed the native bf16 GEMM.
+            DType::BF16 => self.input_dtype() == DType::BF16,
+            _ => false,
+        };
+        on_cpu(x)
+            && input
+            && matches!(self.weight.dtype(), DType::F32 | DType::BF16)
+            && no_grad(&[x, &self.weight])
+            && self.bias.as_ref().is_none_or(|b| no_grad(&[b]))
+    }
+
+    /// The activation dtype this layer consumes without a conversion on the fused CPU path:
+    /// bf16 when its weight is bf16 and the backend multiplies bf16 natively, f32 otherwise.
+    /// A layer feeding it (a norm, an activation) can produce that dtype directly.
+    pub fn input_dtype(&self) -> DType {
+        if self.weight.dtype() == DType::BF16 && on_cpu(&self.weight) && crate::gemm::native_bf16()
+        {
+            DType::BF16
+        } else {
+            DType::F32
+        }
+    }
+
+    /// `x Wᵀ + b + residual` (`residual` of the output's shape).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        if self.fused_applies(x)
+            && residual.dtype() == DType::F32
+            && on_cpu(residual)
+            && no_grad(&[residual])
+        {
+            return self.fused(x, Epilogue::BiasResidual(residual), DType::F32);
+        }
+        Ok((self.forward(x)? + residual)?)
+    }
+
+    /// `approx_gelu(x Wᵀ + b)` with `approx_gelu(z) = z · sigmoid(1.702 z)` (diffusers'
+    /// `ApproximateGELU`, CLIP's `quick_gelu`), in f32.
+    pub fn forward_approx_gelu(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_approx_gelu_as(x, DType::F32, train)
+    }
+
+    /// As [`Linear::forward_approx_gelu`], produced in `dtype` (f32 or bf16) on the fused path
+    /// — e.g. the [`Linear::input_dtype`] of the layer that consumes it.
+    pub fn forward_approx_gelu_as(&self, x: &Tensor, dtype: DType, train: bool) -> Result<Tensor> {
+        if !train && self.fused_applies(x) && matches!(dtype, DType::F32 | DType::BF16) {
+            return self.fused(x, Epilogue::BiasApproxGelu, dtype);
+        }
+        crate::functional::approx_gelu(&self.forward(x)?, train)
+    }
+
+    fn fused(&self, x: &Tensor, epilogue: Epilogue, out_dtype: DType) -> Result<Tensor> {
+        let (out_dim, in_dim) = self.dims();
+        let dims = x.dims().to_vec();
+        let last = *dims.last().unwrap_or(&0);
+        if last != in_dim {
+            return Err(candle_core::Error::ShapeMismatchBinaryOp {
+                lhs: x.shape().clone(),
+                rhs: self.weight.shape().clone(),
+                op: "linear",
+            }
+            .into());
+        }
+        let rows = x.elem_count() / in_dim.max(1);
+        let residual = match &epilogue {
+            Epilogue::BiasResidual(r) => {
+                if r.elem_count() != rows * out_dim {
+                    return Err(candle_core::Error::ShapeMismatchBinaryOp {
+                        lhs: r.shape().clone(),
+                        rhs: self.weight.shape().clone(),
+                        op: "linear residual",
+                    }
+                    .into());
+                }
+                Some(*r)
+            }
+            _ => None,
+        };
+        let bias = match &self.bias {
+            Some(b) => Some(cast(b, DType::F32)?),
+            None => None,
+        };
+        // SAFETY: written completely below before it is read: by the residual and bias rows,
+        // or (neither) by the GEMM, which overwrites when it does not accumulate.
+        let mut out: Vec<f32> = unsafe { crate::host::uninit_vec(rows * out_dim) };
+        let accumulate = residual.is_some() || bias.is_some();
+        match (residual, &bias) {
+            (Some(r), Some(b)) => with_slice::<f32, _>(r, |r| {
+                with_slice::<f32, _>(b, |b| {
+                    for (o, r) in out.chunks_exact_mut(out_dim).zip(r.chunks_exact(out_dim)) {
+                        for ((o, &r), &b) in o.iter_mut().zip(r).zip(b) {
+                            *o = r + b;
+                        }
+                    }
+                })
+            })??,
+            (Some(r), None) => with_slice::<f32, _>(r, |r| out.copy_from_slice(r))?,
+            (None, Some(b)) => with_slice::<f32, _>(b, |b| {
+                for row in out.chunks_exact_mut(out_dim) {
+                    row.copy_from_slice(b);
+                }
+            })?,
+            (None, None) => {}
+        }
+        let c = MatMut::new(&mut out, rows, out_dim, out_dim);
+        if self.input_dtype() == DType::BF16 {
+            let wb = &self.weight;
+            let gemm = |xb: &[bf16]| {
+                with_slice::<bf16, _>(wb, |w| {
+                    gemm_bf16(
+                        c,
+                        MatRef::row_major(xb, rows, in_dim, in_dim),
+                        MatRef::row_major(w, out_dim, in_dim, in_dim).t(),
+                        accumulate,
+                        Threads::All,
+                    )
+                })
+            };
+            if x.dtype() == DType::BF16 {
+                with_slice::<bf16, _>(x, gemm)??;
+            } else {
+                with_slice::<f32, _>(x, |xs| {
+                    // SAFETY: the conversion writes every element.
+                    let mut xb: Vec<bf16> = unsafe { crate::host::uninit_vec(xs.len()) };
+                    simd::f32_to_bf16(xs, &mut xb);
+                    gemm(&xb)
+                })??;
+            }
+        } else {
+            let w = cast(&self.weight, DType::F32)?;
+            let x = cast(x, DType::F32)?;
+            with_slice::<f32, _>(&x, |xs| {
+                with_slice::<f32, _>(&w, |w| {
+                    sgemm(
+                        c,
+                        MatRef::row_major(xs, rows, in_dim, in_dim),
+                        MatRef::row_major(w, out_dim, in_dim, in_dim).t(),
+                        accumulate,
+                        Threads::All,
+                    )
+                })
+            })??;
+        }
+        let mut shape = dims;
+        *shape.last_mut().expect("rank ≥ 1") = out_dim;
+        if let Epilogue::BiasApproxGelu = epilogue {
+            if out_dtype == DType::BF16 {
+                // SAFETY: the activation writes every element.
+                let mut out16: Vec<bf16> = unsafe { crate::host::uninit_vec(out.len()) };
+                simd::par_zip_chunks(&out, &mut out16, 1 << 14, simd::approx_gelu_to_bf16);
+                return tensor(out16, &shape);
+            }
+            simd::par_chunks_mut(&mut out, 1 << 14, simd::approx_gelu_in_place);
+        }
+        tensor(out, &shape)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.fused_applies(x) {
+            return self
+                .fused(x, Epilogue::Bias, DType::F32)
+                .map_err(crate::Error::into_candle);
+        }
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let w = cast(&self.weight, x.dtype()).map_err(crate::Error::into_candle)?;
+        let out_dim = w.dim(0)?;
+        let y = x.reshape((rows, in_dim))?.matmul(&w.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(&cast(b, x.dtype()).map_err(crate::Error::into_candle)?)?,
+            None => y,
+        };
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("rank >= 1") = out_dim;
+        y.reshape(out_dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn reference(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+        x.to_dtype(DType::F64)
+            .unwrap()
+            .broadcast_matmul(&w.to_dtype(DType::F64).unwrap().t().unwrap())
+            .unwrap()
+            .broadcast_add(&b.to_dtype(DType::F64).unwrap())
+            .unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    #[test]
+    fn fused_paths_match_the_composite_formula() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 37, 48), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.2, (29, 48), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.2, 29, &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (2, 37, 29), &dev).unwrap();
+        let lin = Linear::from_tensors(w.clone(), Some(b.clone()));
+        let want = reference(&x, &w, &b);
+        assert!(max_diff(&lin.forward(&x).unwrap(), &want) < 1e-5);
+        let with_r = lin.forward_residual(&x, &r).unwrap();
+        assert!(
+            max_diff(
+                &with_r,
+                &(want.clone() + r.to_dtype(DType::F64).unwrap()).unwrap()
+            ) < 1e-5
+        );
+        let g = lin.forward_approx_gelu(&x, false).unwrap();
+        let want_g = (&want * candle_nn::ops::sigmoid(&(&want * 1.702).unwrap()).unwrap()).unwrap();
+        assert!(max_diff(&g, &want_g) < 1e-5);
+        // bf16 weights: the product of the rounded weights (and, with MKL, rounded inputs).
+        let lin16 = Linear::from_tensors(w.to_dtype(DType::BF16).unwrap(), Some(b.clone()));
+        let want16 = reference(&x, &w.to_dtype(DType::BF16).unwrap(), &b);
+        assert!(max_diff(&lin16.forward(&x).unwrap(), &want16) < 2e-2);
+        // Non-contiguous input.
+        let xt = Tensor::randn(0f32, 1.0, (48, 37), &dev)
+            .unwrap()
+            .t()
+            .unwrap();
+        let lin2 = Linear::from_tensors(w.clone(), None);
+        let want2 = xt
+            .to_dtype(DType::F64)
+            .unwrap()
+            .matmul(&w.to_dtype(DType::F64).unwrap().t().unwrap())
+            .unwrap();
+        assert!(max_diff(&lin2.forward(&xt).unwrap(), &want2) < 1e-5);
+    }
+
+    #[test]
+    fn gradients_reach_the_parameters() {
+        let dev = Device::Cpu;
+        let w = Var::randn(0f32, 0.2, (5, 4), &dev).unwrap();
+        let b = Var::randn(0f32, 0.2, 5, &dev).unwrap();
+        let lin = Linear::from_tensors(w.as_tensor().clone(), Some(b.as_tensor().clone()));
+        let x = Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (3, 5), &dev).unwrap();
+        let loss = (lin
+            .forward_residual(&x, &r)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            + lin
+                .forward_approx_gelu(&x, true)
+                .unwrap()
+                .sum_all()
+                .unwrap())
+        .unwrap();
+        let grads = loss.backward().unwrap();
+        for v in [&w, &b] {
+            assert!(grads.get(v).is_some());
+        }
+    }
+}
