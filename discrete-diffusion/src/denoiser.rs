@@ -6,11 +6,48 @@ use candle_core::Tensor;
 
 use crate::{Parameterisation, Result, classifier_free_guidance};
 
+/// What a denoiser predicts for one step.
+#[derive(Debug, Clone)]
+pub enum Prediction {
+    /// `log p̂(x_0)`, `(B, K, N)`.
+    LogProbs(Tensor),
+    /// The two halves of classifier-free guidance, `(B, K, N)` each, for the sampler to combine
+    /// ([`crate::classifier_free_guidance`]) — fused with its truncation on the CPU.
+    Guided {
+        /// The unconditional prediction.
+        unconditional: Tensor,
+        /// The conditional prediction.
+        conditional: Tensor,
+        /// Guidance scale `s`.
+        scale: f64,
+    },
+}
+
+impl Prediction {
+    /// The combined `log p̂(x_0)`.
+    pub fn log_probs(self) -> Result<Tensor> {
+        match self {
+            Prediction::LogProbs(t) => Ok(t),
+            Prediction::Guided {
+                unconditional,
+                conditional,
+                scale,
+            } => classifier_free_guidance(&unconditional, &conditional, scale),
+        }
+    }
+}
+
 /// A model of `p̂(x_0 | x_t, condition)`.
 pub trait Denoiser<C: ?Sized> {
     /// Log-probabilities over the `K` real classes, `(B, K, N)` f32, for ids `x_t` `(B, N)` at
     /// timestep `t` (shared by the batch).
     fn log_p_x0(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Tensor>;
+
+    /// The prediction for a sampling step: [`Denoiser::log_p_x0`] by default; guided
+    /// denoisers return both halves so that the sampler can fuse guidance with truncation.
+    fn predict(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Prediction> {
+        Ok(Prediction::LogProbs(self.log_p_x0(x_t, t, condition)?))
+    }
 
     /// What the output means: `log p̂(x_0 | x_t)` (the default, every model in the papers) or a
     /// direct reverse-step prediction (see [`crate::Parameterisation`]).
@@ -52,6 +89,18 @@ impl<D: Denoiser<C>, C> Denoiser<C> for ClassifierFreeGuidance<'_, D, C> {
         }
         let unconditional = self.inner.log_p_x0(x_t, t, self.unconditional)?;
         classifier_free_guidance(&unconditional, &conditional, self.scale)
+    }
+
+    fn predict(&self, x_t: &Tensor, t: usize, condition: &C) -> Result<Prediction> {
+        let conditional = self.inner.log_p_x0(x_t, t, condition)?;
+        if self.scale == 1.0 {
+            return Ok(Prediction::LogProbs(conditional));
+        }
+        Ok(Prediction::Guided {
+            unconditional: self.inner.log_p_x0(x_t, t, self.unconditional)?,
+            conditional,
+            scale: self.scale,
+        })
     }
 
     fn parameterisation(&self) -> Parameterisation {

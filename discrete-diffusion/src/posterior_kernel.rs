@@ -16,11 +16,12 @@
 use candle_core::{DType, Tensor};
 
 use crate::coefficients::log_add_exp_f32;
+use crate::fast_math;
 use crate::{Coefficients, LOG_EPS, Result, Timesteps, Transition};
 
 /// Per-row scalars of the kernel.
 #[derive(Clone, Copy)]
-struct Row {
+pub(crate) struct Row {
     c_hot: f32,
     c_cold: f32,
     c_mask: f32,
@@ -71,10 +72,6 @@ pub(crate) fn q_posterior_cpu<T: Transition + ?Sized>(
             row(transition.cumulative(t), transition.span(to(t), t), target)
         })
         .collect();
-    let lp = log_p_x0
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
     let obs = x_t.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
     // Blocks of columns: whole batch rows, split along N only when there are fewer rows than
     // threads. Small problems run inline (spawning costs more than it saves).
@@ -89,47 +86,76 @@ pub(crate) fn q_posterior_cpu<T: Transition + ?Sized>(
         .flat_map(|bi| (0..splits).map(move |c| (bi, c * chunk, ((c + 1) * chunk).min(n))))
         .filter(|(_, n0, n1)| n0 < n1)
         .collect();
-    let run = |tasks: &[(usize, usize, usize)]| -> Vec<(usize, usize, usize, Vec<f32>)> {
-        tasks
-            .iter()
-            .map(|&(bi, n0, n1)| {
-                (
-                    bi,
-                    n0,
-                    n1,
-                    block(&lp, &obs, rows[bi], bi, k, n, n0, n1, states, mask),
-                )
-            })
-            .collect()
-    };
-    let blocks: Vec<(usize, usize, usize, Vec<f32>)> = if threads == 1 {
-        run(&tasks)
-    } else {
-        let per_thread = tasks.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = tasks
-                .chunks(per_thread)
-                .map(|part| scope.spawn(move || run(part)))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("posterior worker panicked"))
-                .collect()
-        })
-    };
     let mut out = vec![0f32; b * states * n];
-    for (bi, n0, n1, buffer) in blocks {
-        let width = n1 - n0;
-        for i in 0..states {
-            let dst = bi * states * n + i * n + n0;
-            out[dst..dst + width].copy_from_slice(&buffer[i * width..(i + 1) * width]);
+    let dst = OutPtr(out.as_mut_ptr());
+    crate::host::with_f32(&log_p_x0.to_dtype(DType::F32)?, |lp| {
+        let run = |tasks: &[(usize, usize, usize)]| {
+            for &(bi, n0, n1) in tasks {
+                // SAFETY: task (bi, n0..n1) owns columns n0..n1 of batch row bi of `out`.
+                let at = unsafe { OutRows::new(dst, bi * states * n + n0, n) };
+                block(lp, &obs, rows[bi], bi, k, n, n0, n1, states, mask, at);
+            }
+        };
+        if threads == 1 {
+            run(&tasks);
+        } else {
+            let per_thread = tasks.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                for part in tasks.chunks(per_thread) {
+                    let run = &run;
+                    scope.spawn(move || run(part));
+                }
+            });
         }
-    }
+    })?;
     Ok(Tensor::from_vec(out, (b, states, n), log_p_x0.device())?)
 }
 
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint columns of the output.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// Rows of one task's output block: row `i`, column `j` of the block is at `start + i·stride + j`.
+#[derive(Clone, Copy)]
+pub(crate) struct OutRows {
+    ptr: OutPtr,
+    stride: usize,
+}
+
+impl OutRows {
+    /// # Safety
+    /// The block's elements must be valid for writes and owned by the caller.
+    unsafe fn new(ptr: OutPtr, start: usize, stride: usize) -> Self {
+        // SAFETY: per the contract.
+        Self {
+            ptr: OutPtr(unsafe { ptr.0.add(start) }),
+            stride,
+        }
+    }
+
+    /// Row `i`, `width` elements.
+    #[allow(clippy::mut_from_ref)]
+    fn row(&self, i: usize, width: usize) -> &mut [f32] {
+        // SAFETY: per the constructor's contract; each row is taken once at a time.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.0.add(i * self.stride), width) }
+    }
+}
+
+/// Per-column inputs of a block: the observed class (or `u32::MAX` for the mask) and the
+/// log coefficients of the observed ("hot") and of every other ("base") class.
+struct Columns {
+    observed: Vec<u32>,
+    base_c: Vec<f32>,
+    hot_c: Vec<f32>,
+    base_s: Vec<f32>,
+    hot_s: Vec<f32>,
+}
+
 #[allow(clippy::too_many_arguments)]
-fn block(
+#[inline(always)]
+fn block_generic(
     lp: &[f32],
     obs: &[u32],
     row: Row,
@@ -140,67 +166,114 @@ fn block(
     n1: usize,
     states: usize,
     mask: Option<usize>,
-) -> Vec<f32> {
+    out: OutRows,
+) {
     let width = n1 - n0;
-    let observed: Vec<usize> = (n0..n1).map(|p| obs[bi * n + p] as usize).collect();
-    let masked: Vec<bool> = observed.iter().map(|&o| Some(o) == mask).collect();
-    let lc = |i: usize, j: usize| {
-        if masked[j] {
-            row.c_mask
-        } else if observed[j] == i {
-            row.c_hot
-        } else {
-            row.c_cold
+    let is_mask = |o: u32| Some(o as usize) == mask;
+    let cols = {
+        let mut c = Columns {
+            observed: Vec::with_capacity(width),
+            base_c: Vec::with_capacity(width),
+            hot_c: Vec::with_capacity(width),
+            base_s: Vec::with_capacity(width),
+            hot_s: Vec::with_capacity(width),
+        };
+        for p in n0..n1 {
+            let o = obs[bi * n + p];
+            let masked = is_mask(o);
+            c.observed.push(if masked { u32::MAX } else { o });
+            c.base_c.push(if masked { row.c_mask } else { row.c_cold });
+            c.hot_c.push(if masked { row.c_mask } else { row.c_hot });
+            c.base_s.push(if masked { row.s_mask } else { row.s_cold });
+            c.hot_s.push(if masked { row.s_mask } else { row.s_hot });
         }
-    };
-    let ls = |i: usize, j: usize| {
-        if masked[j] {
-            row.s_mask
-        } else if observed[j] == i {
-            row.s_hot
-        } else {
-            row.s_cold
-        }
+        c
     };
     let base = bi * k * n;
+    // Column-wise loops written as zipped iterators (no bounds checks), so that they
+    // vectorise: the observed class is a select, not a branch.
     let mut max = vec![f32::NEG_INFINITY; width];
     for i in 0..k {
         let src = &lp[base + i * n + n0..base + i * n + n1];
-        for (j, (&v, m)) in src.iter().zip(max.iter_mut()).enumerate() {
-            *m = m.max(v - lc(i, j));
+        let iu = i as u32;
+        for ((((m, &v), &o), &hc), &bc) in max
+            .iter_mut()
+            .zip(src)
+            .zip(&cols.observed)
+            .zip(&cols.hot_c)
+            .zip(&cols.base_c)
+        {
+            let lc = if o == iu { hc } else { bc };
+            *m = m.max(v - lc);
         }
     }
-    let max: Vec<f32> = max.into_iter().map(|m| m.max(f32::MIN)).collect();
+    for m in max.iter_mut() {
+        *m = m.max(f32::MIN);
+    }
     let mut sum = vec![0f32; width];
     for i in 0..k {
         let src = &lp[base + i * n + n0..base + i * n + n1];
-        for (j, (&v, s)) in src.iter().zip(sum.iter_mut()).enumerate() {
-            *s += (v - lc(i, j) - max[j]).exp();
+        let iu = i as u32;
+        for (((((acc, &v), &o), &hc), &bc), &m) in sum
+            .iter_mut()
+            .zip(src)
+            .zip(&cols.observed)
+            .zip(&cols.hot_c)
+            .zip(&cols.base_c)
+            .zip(&max)
+        {
+            let lc = if o == iu { hc } else { bc };
+            *acc += fast_math::exp(v - lc - m);
         }
     }
-    let z: Vec<f32> = sum.iter().zip(&max).map(|(s, m)| s.ln() + m).collect();
-    let mut out = vec![0f32; states * width];
+    let z: Vec<f32> = sum
+        .iter()
+        .zip(&max)
+        .map(|(&s, &m)| fast_math::ln(s) + m)
+        .collect();
     for i in 0..k {
         let src = &lp[base + i * n + n0..base + i * n + n1];
-        let dst = &mut out[i * width..(i + 1) * width];
-        for (j, (&v, o)) in src.iter().zip(dst.iter_mut()).enumerate() {
-            let q = v - lc(i, j) - z[j];
-            *o = log_add_exp_f32(q + row.r_stay, row.r_replace) + ls(i, j) + z[j];
+        let dst = out.row(i, width);
+        let iu = i as u32;
+        for (((((((d, &v), &o), &hc), &bc), &hs), &bs), &zj) in dst
+            .iter_mut()
+            .zip(src)
+            .zip(&cols.observed)
+            .zip(&cols.hot_c)
+            .zip(&cols.base_c)
+            .zip(&cols.hot_s)
+            .zip(&cols.base_s)
+            .zip(&z)
+        {
+            let hot = o == iu;
+            let lc = if hot { hc } else { bc };
+            let ls = if hot { hs } else { bs };
+            let q = v - lc - zj;
+            *d = fast_math::log_add_exp(q + row.r_stay, row.r_replace) + ls + zj;
         }
     }
     if states > k {
-        let dst = &mut out[k * width..];
+        let dst = out.row(k, width);
         for (j, o) in dst.iter_mut().enumerate() {
-            let onehot_mask = if masked[j] { 0.0 } else { LOG_EPS };
+            let onehot_mask = if cols.observed[j] == u32::MAX {
+                0.0
+            } else {
+                LOG_EPS
+            };
             *o = onehot_mask + row.r_mask + z[j];
         }
     }
     if row.pinned {
-        for j in (0..width).filter(|&j| !masked[j]) {
+        for j in (0..width).filter(|&j| cols.observed[j] != u32::MAX) {
             for i in 0..states {
-                out[i * width + j] = if observed[j] == i { 0.0 } else { LOG_EPS };
+                out.row(i, width)[j] = if cols.observed[j] == i as u32 {
+                    0.0
+                } else {
+                    LOG_EPS
+                };
             }
         }
     }
-    out
 }
+
+fast_math::vectorised!(block, block_generic, (lp: &[f32], obs: &[u32], row: Row, bi: usize, k: usize, n: usize, n0: usize, n1: usize, states: usize, mask: Option<usize>, out: OutRows) -> ());

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::purity::unmask_step;
 use crate::timestep_plan::PosteriorRule;
 use crate::{
-    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Parameterisation, Result,
-    TimestepPlan, Timesteps, Transition, Truncation, gumbel_argmax, truncate,
+    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Parameterisation, Prediction,
+    Result, TimestepPlan, Timesteps, Transition, Truncation, gumbel_argmax, truncate,
 };
 
 /// How positions are resampled at each step.
@@ -109,9 +109,8 @@ where
     let (b, n) = crate::forward::check_tokens(initial, transition.num_states(), "initial tokens")?;
     let k = transition.num_classes();
     let predict = |x: &Tensor, t: usize| -> Result<Tensor> {
-        let log_p = denoiser.log_p_x0(x, t, condition)?;
-        crate::forward::check_log_probs(&log_p, b, k, n, "denoiser output")?;
-        Ok(truncate(&log_p, config.truncation)?.maximum(LOG_PROB_FLOOR)?)
+        let prediction = denoiser.predict(x, t, condition)?;
+        step_log_probs(prediction, (b, k, n), config.truncation)
     };
     let mut x = initial.to_dtype(DType::U32)?;
     match &config.method {
@@ -221,4 +220,138 @@ where
         }
     }
     Ok(x)
+}
+
+/// One reverse step from `x_t` `(B, N)` at timestep `t` with a denoiser's `prediction`:
+/// guidance (when the prediction has both halves), `truncation`, the −70 floor, the one-step
+/// posterior `p(x_{t−1} | x_t)` (at `t = 0`: `p̂(x_0)` itself) and Gumbel-max sampling — what
+/// [`sample`] does at every step of the full chain, fused into a few passes on the CPU.
+pub fn reverse_step<T: Transition + ?Sized>(
+    transition: &T,
+    prediction: Prediction,
+    x_t: &Tensor,
+    t: usize,
+    truncation: Truncation,
+    noise: &mut dyn NoiseSource,
+) -> Result<Tensor> {
+    truncation.validate()?;
+    transition.check_timestep(t)?;
+    let (b, n) = crate::forward::check_tokens(x_t, transition.num_states(), "x_t")?;
+    let log_p = step_log_probs(prediction, (b, transition.num_classes(), n), truncation)?;
+    let logits = if t == 0 {
+        log_p
+    } else {
+        crate::posterior::q_posterior(
+            transition,
+            &log_p,
+            &x_t.to_dtype(DType::U32)?,
+            &Timesteps::Shared(t),
+        )?
+    };
+    gumbel_argmax(&logits, noise)
+}
+
+/// `max(truncate(guide(prediction)), −70)`: the log-probabilities a step samples from. Fused in
+/// one pass on the CPU (see [`crate::guided_truncation`]); tensor operations elsewhere.
+pub(crate) fn step_log_probs(
+    prediction: Prediction,
+    (b, k, n): (usize, usize, usize),
+    truncation: Truncation,
+) -> Result<Tensor> {
+    let parts: Vec<&Tensor> = match &prediction {
+        Prediction::LogProbs(t) => vec![t],
+        Prediction::Guided {
+            unconditional,
+            conditional,
+            ..
+        } => vec![unconditional, conditional],
+    };
+    for p in &parts {
+        crate::forward::check_log_probs(p, b, k, n, "denoiser output")?;
+    }
+    let on_cpu = parts
+        .iter()
+        .all(|p| p.device().is_cpu() && p.dtype() == DType::F32);
+    if !on_cpu {
+        let log_p = prediction.log_probs()?;
+        return Ok(truncate(&log_p, truncation)?.maximum(LOG_PROB_FLOOR)?);
+    }
+    let run = |uncond: Option<&[f32]>, cond: &[f32], scale: f32| {
+        crate::guided_truncation::guided_truncated(
+            &crate::guided_truncation::StepPrediction {
+                uncond,
+                cond,
+                scale,
+            },
+            (b, k, n),
+            truncation,
+            LOG_PROB_FLOOR,
+        )
+    };
+    let out = match &prediction {
+        Prediction::LogProbs(t) => crate::host::with_f32(t, |c| run(None, c, 1.0))?,
+        Prediction::Guided {
+            unconditional,
+            conditional,
+            scale,
+        } => crate::host::with_f32(unconditional, |u| {
+            crate::host::with_f32(conditional, |c| run(Some(u), c, *scale as f32))
+        })??,
+    };
+    Ok(Tensor::from_vec(out, (b, k, n), parts[0].device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn the_fused_step_prediction_equals_the_tensor_formula() {
+        let dev = Device::Cpu;
+        let (b, k, n) = (2, 300, 37);
+        let logits = |seed: u64| {
+            let t = Tensor::randn(0f32, 3.0, (b, k, n), &dev).unwrap();
+            let _ = seed;
+            candle_nn::ops::log_softmax(&t, 1).unwrap()
+        };
+        let (u, c) = (logits(0), logits(1));
+        for rule in [
+            Truncation::None,
+            Truncation::TopR(0.86),
+            Truncation::TopR(0.3),
+            Truncation::TopK(5),
+        ] {
+            for scale in [1.0, 3.0] {
+                let prediction = if scale == 1.0 {
+                    Prediction::LogProbs(c.clone())
+                } else {
+                    Prediction::Guided {
+                        unconditional: u.clone(),
+                        conditional: c.clone(),
+                        scale,
+                    }
+                };
+                let fused = step_log_probs(prediction.clone(), (b, k, n), rule).unwrap();
+                let want = truncate(&prediction.log_probs().unwrap(), rule)
+                    .unwrap()
+                    .maximum(LOG_PROB_FLOOR)
+                    .unwrap();
+                let (f, w) = (
+                    fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                );
+                for (x, y) in f.iter().zip(&w) {
+                    // Same kept sets (dropped classes sit exactly at the floor) and values
+                    // within float rounding of the log-sum-exp.
+                    assert_eq!(
+                        *x == LOG_PROB_FLOOR,
+                        *y == LOG_PROB_FLOOR,
+                        "{rule:?} {scale}"
+                    );
+                    assert!((x - y).abs() < 2e-5, "{rule:?} {scale}: {x} vs {y}");
+                }
+            }
+        }
+    }
 }

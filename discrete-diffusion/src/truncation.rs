@@ -8,7 +8,8 @@
 //!   reference. Survivors are not renormalised.
 //! * [`Truncation::TopK`]: the original repository's `top{k}p`: keep the `k` largest.
 //!
-//! Runs on the host (sorting 4096 classes per token is not a tensor op in candle).
+//! Runs on the host (sorting 4096 classes per token is not a tensor op in candle); on the CPU
+//! with the partial-selection kernel of the sampler's fused step, which keeps the same sets.
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,28 @@ pub fn truncate(log_p: &Tensor, rule: Truncation) -> Result<Tensor> {
         return Ok(log_p.clone());
     }
     let (b, c, n) = log_p.dims3()?;
+    if log_p.device().is_cpu() && log_p.dtype() == DType::F32 {
+        // The partial-selection kernel (same kept sets, no full sort).
+        let out = crate::host::with_f32(log_p, |values| {
+            crate::guided_truncation::guided_truncated(
+                &crate::guided_truncation::StepPrediction {
+                    uncond: None,
+                    cond: values,
+                    scale: 1.0,
+                },
+                (b, c, n),
+                rule,
+                f32::NEG_INFINITY,
+            )
+        })?;
+        return Ok(Tensor::from_vec(out, (b, c, n), log_p.device())?);
+    }
+    truncate_sorted(log_p, rule)
+}
+
+/// The definition: every column sorted in full (accelerators, and the tests' reference).
+fn truncate_sorted(log_p: &Tensor, rule: Truncation) -> Result<Tensor> {
+    let (b, c, n) = log_p.dims3()?;
     let mut values = log_p
         .to_dtype(DType::F32)?
         .flatten_all()?
@@ -86,4 +109,47 @@ pub fn truncate(log_p: &Tensor, rule: Truncation) -> Result<Tensor> {
         }
     }
     Ok(Tensor::from_vec(values, (b, c, n), log_p.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use proptest::prelude::*;
+
+    fn columns(b: usize, c: usize, n: usize, spread: f32, ties: bool, seed: u64) -> Tensor {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
+        let v: Vec<f32> = (0..b * c * n)
+            .map(|_| {
+                let x: f32 = rng.random::<f32>() * spread;
+                if ties { (x * 4.0).round() / 4.0 } else { x }
+            })
+            .collect();
+        let t = Tensor::from_vec(v, (b, c, n), &Device::Cpu).unwrap();
+        candle_nn::ops::log_softmax(&t, 1).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// The partial-selection kernel keeps exactly the classes the full sort keeps.
+        #[test]
+        fn partial_selection_keeps_what_the_full_sort_keeps(
+            c in 2usize..300,
+            n in 1usize..40,
+            spread in prop_oneof![Just(0.01f32), Just(2.0f32), Just(30.0f32), Just(200.0f32)],
+            ties in any::<bool>(),
+            rule in prop_oneof![
+                (0.01f32..1.0).prop_map(Truncation::TopR),
+                Just(Truncation::TopR(1.0)),
+                (1usize..40).prop_map(Truncation::TopK),
+            ],
+            seed in 0u64..1000,
+        ) {
+            let x = columns(2, c, n, spread, ties, seed);
+            let fast = truncate(&x, rule).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let slow = truncate_sorted(&x, rule).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            prop_assert_eq!(fast, slow);
+        }
+    }
 }

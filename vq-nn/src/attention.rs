@@ -35,7 +35,7 @@ pub enum AttentionPrecision {
 }
 
 /// Query rows per task of the fused kernel.
-const BLOCK: usize = 128;
+const BLOCK: usize = 256;
 
 /// `softmax(scale · q kᵀ + mask) v` for `heads` heads: `q` `(B, N, H·d)`, `k` and `v`
 /// `(B, L, H·d)`, `mask` an additive `(N, L)` matrix (0 where allowed, `-inf` where not);
@@ -152,7 +152,9 @@ fn fused_attention(
     let tasks: Vec<(usize, usize, usize)> = (0..b)
         .flat_map(|bi| (0..heads).flat_map(move |h| (0..blocks).map(move |qb| (bi, h, qb))))
         .collect();
-    let bf16_path = precision == AttentionPrecision::Bf16 && native_bf16();
+    // Short key sequences (cross-attention to 77 text tokens) are faster in f32: the bf16
+    // GEMMs' packing does not pay off there (measured).
+    let bf16_path = precision == AttentionPrecision::Bf16 && native_bf16() && l >= 256;
     with_rows::<f32, _>(q, |qd, q_rs| {
         with_rows::<f32, _>(k, |kd, k_rs| {
             with_rows::<f32, _>(v, |vd, v_rs| {

@@ -28,6 +28,20 @@ pub(crate) fn exp(x: f32) -> f32 {
     er * scale
 }
 
+/// `e^x` to 2.5e-4 relative error (a degree-3 polynomial for `2^f`), for values that are
+/// rounded to bf16 (2⁻⁹ relative precision) right after: twice as cheap as [`exp`].
+#[inline(always)]
+pub(crate) fn exp_bf16(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.3);
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
+    let bits = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let f = x * LOG2E - n; // in [-0.5, 0.5]
+    // A relative-error fit of 2^f on [-0.5, 0.5] (2.2e-4 worst case).
+    let p = ((5.286_744e-2f32 * f + 2.421_519e-1) * f + 6.935_867e-1) * f + 0.999_962_8;
+    p * f32::from_bits(((bits + 127) << 23) as u32)
+}
+
 const LANES: usize = 16;
 
 #[inline(always)]
@@ -316,6 +330,18 @@ mod tests {
     }
 
     #[test]
+    fn the_bf16_exp_is_accurate_to_bf16_precision() {
+        let mut worst = 0f64;
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let want = (x as f64).exp();
+            worst = worst.max(((exp_bf16(x) as f64 - want) / want).abs());
+            x += 0.0071;
+        }
+        assert!(worst < 2.5e-4, "relative error {worst}");
+    }
+
+    #[test]
     fn bf16_rounding_matches_half() {
         let xs: Vec<f32> = (0..5000)
             .map(|i| (i as f32 - 2500.0) * 0.37 + 1e-3 * i as f32)
@@ -408,7 +434,7 @@ fn softmax_unnormalised_bf16_generic(
     }
     let mut total = acc.iter().sum::<f32>();
     for (r, o) in row[n..].iter().zip(&mut out[n..]) {
-        let e = exp(*r - m);
+        let e = exp_bf16(*r - m);
         total += e;
         let b = e.to_bits();
         *o = ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16;
@@ -434,7 +460,7 @@ pub(crate) fn softmax_unnormalised_bf16(
 #[inline(always)]
 fn approx_gelu_to_bf16_generic(src: &[f32], dst: &mut [u16]) {
     for (d, &z) in dst.iter_mut().zip(src) {
-        let g = z / (1.0 + exp(-1.702 * z));
+        let g = z / (1.0 + exp_bf16(-1.702 * z));
         let b = g.to_bits();
         *d = ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16;
     }

@@ -133,8 +133,17 @@ impl StoredTensor {
         out
     }
 
-    /// The tensor on `device`, in its stored dtype.
+    /// The tensor on `device`, in its stored dtype (one copy out of the file for contiguous
+    /// tensors).
     pub fn load(&self, file: &[u8], device: &Device) -> candle_core::Result<Tensor> {
+        if self.is_contiguous() {
+            return Tensor::from_raw_buffer(
+                &file[self.byte_range()],
+                self.dtype,
+                &self.shape,
+                device,
+            );
+        }
         Tensor::from_raw_buffer(&self.bytes(file), self.dtype, &self.shape, device)
     }
 }

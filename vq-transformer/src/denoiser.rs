@@ -3,7 +3,7 @@
 //! [`TextContext`], or on a [`Guided`] context (classifier-free guidance in one batched pass).
 
 use candle_core::Tensor;
-use discrete_diffusion::Denoiser;
+use discrete_diffusion::{Denoiser, Prediction};
 
 use crate::{TextContext, Transformer2DModel};
 
@@ -42,5 +42,23 @@ impl Denoiser<TextContext> for Transformer2DModel {
 impl Denoiser<Guided> for Transformer2DModel {
     fn log_p_x0(&self, x_t: &Tensor, t: usize, g: &Guided) -> discrete_diffusion::Result<Tensor> {
         Ok(self.guided_log_p_x0(x_t, t, &g.context, g.scale)?)
+    }
+
+    /// Both halves of the guidance batch (one batched pass), combined by the sampler.
+    fn predict(
+        &self,
+        x_t: &Tensor,
+        t: usize,
+        g: &Guided,
+    ) -> discrete_diffusion::Result<Prediction> {
+        if g.scale == 1.0 {
+            return Ok(Prediction::LogProbs(self.log_p_x0(x_t, t, g)?));
+        }
+        let (unconditional, conditional) = self.guidance_halves(x_t, t, &g.context)?;
+        Ok(Prediction::Guided {
+            unconditional,
+            conditional,
+            scale: g.scale,
+        })
     }
 }

@@ -256,12 +256,30 @@ impl Transformer2DModel {
             let cond = context.narrow(b, b)?;
             return self.forward_with_context(x_t, t, &cond);
         }
-        let both = Tensor::cat(&[x_t, x_t], 0)?;
-        let logp = self.forward_with_context(&both, t.repeat_batch(2), context)?;
-        let uncond = logp.narrow(0, 0, b)?;
-        let cond = logp.narrow(0, b, b)?;
+        let (uncond, cond) = self.guidance_halves(x_t, t, context)?;
         Ok(discrete_diffusion::classifier_free_guidance(
             &uncond, &cond, scale,
         )?)
+    }
+
+    /// The unconditional and conditional `log p̂(x_0)` `(B, K−1, N)` of `x_t` `(B, N)` under a
+    /// `2B` guidance context (unconditional first), in one batched pass.
+    pub fn guidance_halves(
+        &self,
+        x_t: &Tensor,
+        t: impl Into<Timesteps>,
+        context: &TextContext,
+    ) -> Result<(Tensor, Tensor)> {
+        let t = t.into();
+        let b = x_t.dim(0)?;
+        if context.batch() != 2 * b {
+            return Err(Error::Context(format!(
+                "guidance needs 2·{b} states (unconditional first), found {}",
+                context.batch()
+            )));
+        }
+        let both = Tensor::cat(&[x_t, x_t], 0)?;
+        let logp = self.forward_with_context(&both, t.repeat_batch(2), context)?;
+        Ok((logp.narrow(0, 0, b)?, logp.narrow(0, b, b)?))
     }
 }

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use discrete_diffusion::{
-    LOG_PROB_FLOOR, MaskAndReplace, SeededNoise, Transition, Truncation, classifier_free_guidance,
-    gumbel_argmax, truncate,
+    LOG_PROB_FLOOR, MaskAndReplace, Prediction, SeededNoise, Truncation, reverse_step, truncate,
 };
 
 use crate::components::transformer::T;
@@ -75,10 +74,20 @@ pub fn guided_step(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let uncond = out.narrow(0, 0, 2)?;
     let cond = out.narrow(0, 2, 2)?;
     let seconds = time_reps(1, o.reps, || {
-        let guided = classifier_free_guidance(&uncond, &cond, GUIDANCE)?;
-        let log_p = truncate(&guided, Truncation::TopR(RATE))?.maximum(LOG_PROB_FLOOR)?;
-        let post = chain.q_posterior(&log_p, &x_t, T)?;
-        o.sync(&gumbel_argmax(&post, &mut noise)?)
+        let prediction = Prediction::Guided {
+            unconditional: uncond.clone(),
+            conditional: cond.clone(),
+            scale: GUIDANCE,
+        };
+        let x = reverse_step(
+            &chain,
+            prediction,
+            &x_t,
+            T,
+            Truncation::TopR(RATE),
+            &mut noise,
+        )?;
+        o.sync(&x)
     })?;
     Ok(measurement(
         "guided sampler step",
@@ -96,8 +105,15 @@ pub fn step(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let mut noise = SeededNoise::new(0);
     let log_p = out.narrow(0, 2, 2)?.maximum(LOG_PROB_FLOOR)?;
     let seconds = time_reps(1, o.reps, || {
-        let post = chain.q_posterior(&log_p, &x_t, T)?;
-        o.sync(&gumbel_argmax(&post, &mut noise)?)
+        let x = reverse_step(
+            &chain,
+            Prediction::LogProbs(log_p.clone()),
+            &x_t,
+            T,
+            Truncation::None,
+            &mut noise,
+        )?;
+        o.sync(&x)
     })?;
     Ok(measurement(
         "sampler step",

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use discrete_diffusion::{
-    LOG_PROB_FLOOR, MaskAndReplace, SeededNoise, Timesteps, Transition, Truncation, gumbel_argmax,
-    truncate,
+    MaskAndReplace, Prediction, SeededNoise, Timesteps, Truncation, reverse_step,
 };
 use vq_transformer::{Transformer2DConfig, Transformer2DModel};
 
@@ -159,10 +158,20 @@ pub fn denoising_step(o: &Options, variant: &str) -> anyhow::Result<Measurement>
     let chain = MaskAndReplace::released(4096, 100)?;
     let mut noise = SeededNoise::new(0);
     let seconds = time_reps(0, o.step_reps, || {
-        let guided = model.guided_log_p_x0(&cond, T, &context, 5.0)?;
-        let log_p = truncate(&guided, Truncation::TopR(0.86))?.maximum(LOG_PROB_FLOOR)?;
-        let post = chain.q_posterior(&log_p, &cond, T)?;
-        let x = gumbel_argmax(&post, &mut noise)?;
+        let (unconditional, conditional) = model.guidance_halves(&cond, T, &context)?;
+        let prediction = Prediction::Guided {
+            unconditional,
+            conditional,
+            scale: 5.0,
+        };
+        let x = reverse_step(
+            &chain,
+            prediction,
+            &cond,
+            T,
+            Truncation::TopR(0.86),
+            &mut noise,
+        )?;
         o.sync(&x)
     })?;
     Ok(measurement(
