@@ -10,8 +10,9 @@
 //! (diffusers 0.8 conversion) uses the deprecated `query, key, value, proj_attn`. Both are
 //! accepted, as are `(C, C, 1, 1)` convolution-shaped projection weights.
 
-use candle_core::{D, Module, Tensor};
-use candle_nn::{GroupNorm, Linear, VarBuilder};
+use candle_core::{Module, Tensor};
+use candle_nn::VarBuilder;
+use vq_nn::{AttentionPrecision, GroupNorm, Linear, multi_head_attention};
 
 use crate::error::Result;
 use crate::weights::{group_norm, linear_square};
@@ -74,30 +75,32 @@ impl AttentionBlock {
     }
 }
 
-/// Softmax over the last dimension: candle's fused kernel for inference, the composite (and
-/// differentiable) formula when `x` is part of a gradient graph (the fused op has no backward).
-pub(crate) fn softmax_last_dim(x: &Tensor) -> candle_core::Result<Tensor> {
-    if x.track_op() {
-        candle_nn::ops::softmax(x, D::Minus1)
-    } else {
-        candle_nn::ops::softmax_last_dim(&x.contiguous()?)
-    }
-}
-
 impl Module for AttentionBlock {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
-        let tokens = x
-            .reshape((b, c, h * w))?
-            .apply(&self.group_norm)?
+        let tokens = self
+            .group_norm
+            .forward_t(&x.reshape((b, c, h * w))?, false)
+            .map_err(vq_nn::Error::into_candle)?
             .transpose(1, 2)?
             .contiguous()?;
         let q = tokens.apply(&self.to_q)?;
         let k = tokens.apply(&self.to_k)?;
         let v = tokens.apply(&self.to_v)?;
-        let scores = (q.matmul(&k.t()?)? * self.scale)?;
-        let attn = softmax_last_dim(&scores)?;
-        let out = attn.matmul(&v)?.apply(&self.to_out)?;
+        // One head of width C; the fused kernel on the CPU at inference, the differentiable
+        // composite (with the composite softmax) while training.
+        let attended = multi_head_attention(
+            &q,
+            &k,
+            &v,
+            1,
+            self.scale,
+            None,
+            AttentionPrecision::F32,
+            false,
+        )
+        .map_err(vq_nn::Error::into_candle)?;
+        let out = attended.apply(&self.to_out)?;
         let out = out.transpose(1, 2)?.reshape((b, c, h, w))?;
         out + x
     }

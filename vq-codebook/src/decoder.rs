@@ -8,7 +8,8 @@
 //! resnets and a nearest-×2 upsampler on all levels but the last.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
+use vq_nn::{Conv2d, ConvInput, GroupNorm};
 
 use crate::config::VqModelConfig;
 use crate::error::Result;
@@ -88,6 +89,13 @@ impl Module for Decoder {
         for block in &self.up_blocks {
             h = h.apply(block)?;
         }
-        h.apply(&self.conv_norm_out)?.silu()?.apply(&self.conv_out)
+        let pre = ConvInput {
+            norm: Some(&self.conv_norm_out),
+            silu: true,
+            upsample: false,
+        };
+        self.conv_out
+            .forward_with(&h, pre, None)
+            .map_err(vq_nn::Error::into_candle)
     }
 }

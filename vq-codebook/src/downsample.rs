@@ -4,7 +4,8 @@
 //! (docs/reference-behaviour.md §4.2). Key: `downsamplers.0.conv`.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
+use vq_nn::Conv2d;
 
 use crate::error::Result;
 use crate::weights::conv2d;

@@ -7,7 +7,8 @@
 //! `block_out_channels[0]`), with a stride-2 downsampler on all levels but the last.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
+use vq_nn::{Conv2d, ConvInput, GroupNorm};
 
 use crate::config::VqModelConfig;
 use crate::down_block::DownEncoderBlock;
@@ -79,9 +80,14 @@ impl Module for Encoder {
         for block in &self.down_blocks {
             h = h.apply(block)?;
         }
-        h.apply(&self.mid_block)?
-            .apply(&self.conv_norm_out)?
-            .silu()?
-            .apply(&self.conv_out)
+        let h = h.apply(&self.mid_block)?;
+        let pre = ConvInput {
+            norm: Some(&self.conv_norm_out),
+            silu: true,
+            upsample: false,
+        };
+        self.conv_out
+            .forward_with(&h, pre, None)
+            .map_err(vq_nn::Error::into_candle)
     }
 }

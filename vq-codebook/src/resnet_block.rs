@@ -6,7 +6,8 @@
 //! conv_shortcut` (original taming names `norm1, conv1, norm2, conv2, nin_shortcut`).
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, GroupNorm, VarBuilder};
+use candle_nn::VarBuilder;
+use vq_nn::{Conv2d, ConvInput, GroupNorm};
 
 use crate::error::Result;
 use crate::weights::{conv2d, group_norm};
@@ -41,12 +42,22 @@ impl ResnetBlock2D {
 
 impl Module for ResnetBlock2D {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let h = x.apply(&self.norm1)?.silu()?.apply(&self.conv1)?;
-        let h = h.apply(&self.norm2)?.silu()?.apply(&self.conv2)?;
+        let pre = |norm| ConvInput {
+            norm: Some(norm),
+            silu: true,
+            upsample: false,
+        };
+        let h = self
+            .conv1
+            .forward_with(x, pre(&self.norm1), None)
+            .map_err(vq_nn::Error::into_candle)?;
         let shortcut = match &self.conv_shortcut {
             Some(conv) => x.apply(conv)?,
             None => x.clone(),
         };
-        shortcut + h
+        // The residual sum is the output buffer's initial value.
+        self.conv2
+            .forward_with(&h, pre(&self.norm2), Some(&shortcut))
+            .map_err(vq_nn::Error::into_candle)
     }
 }

@@ -18,9 +18,10 @@
 //! restarted at random encoder outputs of the current batch, and (on a fresh start) the whole
 //! codebook is initialised from the first batch's encoder outputs.
 //!
-//! Every op on the training path has a backward in candle: GroupNorm is candle-nn's composite
-//! one, the attention softmax switches to the composite formula when gradients are tracked, and
-//! the nearest upsampling is a broadcast (see `upsample.rs`). AdamW moments are not saved
+//! Every op on the training path has a backward in candle: `vq-nn`'s layers leave their fused
+//! inference kernels for candle's composite ops whenever a weight or an input tracks gradients
+//! (GroupNorm, the convolution's pre-ops, the attention softmax), and the nearest upsampling is
+//! a broadcast (see `upsample.rs`). AdamW moments are not saved
 //! (candle keeps them private): a resumed run restarts them.
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,8 @@
 //! values are identical.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
+use vq_nn::{Conv2d, ConvInput};
 
 use crate::error::Result;
 use crate::weights::conv2d;
@@ -37,7 +38,15 @@ impl Upsample2D {
 
 impl Module for Upsample2D {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        upsample_nearest_2x(x)?.apply(&self.conv)
+        // The fused convolution upsamples while it pads its input; elsewhere the same
+        // broadcast-and-reshape repeat as `upsample_nearest_2x`.
+        let pre = ConvInput {
+            upsample: true,
+            ..ConvInput::default()
+        };
+        self.conv
+            .forward_with(x, pre, None)
+            .map_err(vq_nn::Error::into_candle)
     }
 }
 

@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Conv2d, VarBuilder};
+use candle_nn::VarBuilder;
+use vq_nn::Conv2d;
 
 use crate::config::VqModelConfig;
 use crate::decoder::Decoder;

@@ -2,9 +2,13 @@
 //! diffusers key (the shared reader names the file, key and shapes of any problem). Also builds
 //! the three parameterised layers the VQ-VAE uses (3×3/1×1 `Conv2d`, `Linear`, `GroupNorm`) with
 //! PyTorch's default initialisation hints (used when the builder is a training `VarMap`).
+//!
+//! The layers are `vq-nn`'s: fused CPU kernels for inference (a `GroupNorm → SiLU → conv` or
+//! `upsample → conv` chain reads its input once), candle's differentiable ops while training.
 
 use candle_core::Tensor;
-use candle_nn::{Conv2d, Conv2dConfig, GroupNorm, Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
+use vq_nn::{Conv2d, GroupNorm, Linear};
 
 #[allow(unused_imports)]
 use crate::error::Error;
@@ -51,15 +55,14 @@ pub(crate) fn conv2d(
     stride: usize,
     padding: usize,
 ) -> Result<Conv2d> {
-    let bound = torch_bound(c_in * kernel * kernel);
-    let weight = tensor(vb, &[c_out, c_in, kernel, kernel], "weight", uniform(bound))?;
-    let bias = tensor(vb, &[c_out], "bias", uniform(bound))?;
-    let config = Conv2dConfig {
-        padding,
+    Ok(Conv2d::new(
+        vb.clone(),
+        c_in,
+        c_out,
+        kernel,
         stride,
-        ..Default::default()
-    };
-    Ok(Conv2d::new(weight, Some(bias), config))
+        padding,
+    )?)
 }
 
 /// `nn.Linear(c, c)` with bias, keys `{weight, bias}`. Also accepts a `(c, c, 1, 1)` weight
@@ -71,19 +74,16 @@ pub(crate) fn linear_square(vb: &VarBuilder, c: usize) -> Result<Linear> {
         _ => tensor(vb, &[c, c], "weight", uniform(bound))?,
     };
     let bias = tensor(vb, &[c], "bias", uniform(bound))?;
-    Ok(Linear::new(weight, Some(bias)))
+    Ok(Linear::from_tensors(weight, Some(bias)))
 }
 
 /// `nn.GroupNorm(groups, channels, eps=1e-6, affine=True)`, keys `{weight, bias}`.
-/// candle's `GroupNorm` is composed of ordinary ops, so it has a backward pass.
+/// While training it is composed of ordinary ops, so it has a backward pass.
 pub(crate) fn group_norm(vb: &VarBuilder, groups: usize, channels: usize) -> Result<GroupNorm> {
-    let weight = tensor(vb, &[channels], "weight", Init::Const(1.0))?;
-    let bias = tensor(vb, &[channels], "bias", Init::Const(0.0))?;
     Ok(GroupNorm::new(
-        weight,
-        bias,
-        channels,
+        vb.clone(),
         groups,
+        channels,
         GROUP_NORM_EPS,
     )?)
 }

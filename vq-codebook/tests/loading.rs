@@ -25,7 +25,21 @@ fn legacy_name(key: &str) -> String {
 fn legacy_attention_keys_and_conv_shaped_weights_load_identically() {
     let config = tiny_config();
     let (varmap, model) = seeded_model(&config, 1);
-    let want = model.decode_tokens(&tokens()).unwrap();
+    // The reference is the same weights loaded under their current names: a model built on a
+    // training VarMap runs the differentiable ops, which round differently from the fused
+    // inference kernels (by ~1e-6).
+    let current_dir = scratch_dir("current");
+    let current_path = current_dir.join("current.safetensors");
+    candle_core::safetensors::save(&tensors(&varmap), &current_path).unwrap();
+    let current = VqModel::from_weights(
+        &config,
+        &current_path,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let want = current.decode_tokens(&tokens()).unwrap();
+    assert!(max_diff(&model.decode_tokens(&tokens()).unwrap(), &want) < 1e-4);
     let mut legacy = HashMap::new();
     for (key, t) in tensors(&varmap) {
         let renamed = legacy_name(&key);

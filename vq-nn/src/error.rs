@@ -110,7 +110,15 @@ pub enum Error {
     },
     /// A tensor operation failed.
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+/// A candle error that carries one of ours (a weight error raised inside a `VarBuilder`)
+/// becomes that error again, so `?` never buries a missing key under a generic variant.
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::from_candle(e).unwrap_or_else(Error::Candle)
+    }
 }
 
 /// Result with this crate's [`Error`].

@@ -43,10 +43,12 @@
 mod allocator;
 mod attention;
 mod compute_dtype;
+mod conv2d;
 mod device;
 mod error;
 mod functional;
 mod gemm;
+mod group_norm;
 mod host;
 mod layer_norm;
 mod linear;
@@ -58,16 +60,19 @@ mod torch_file;
 mod weight_file;
 mod weight_finder;
 mod weight_source;
+mod winograd;
 mod zip_archive;
 
 pub use allocator::tune_allocator;
 pub use attention::{AttentionPrecision, multi_head_attention};
 pub use compute_dtype::compute_dtype;
+pub use conv2d::{Conv2d, ConvInput};
 pub use device::{device_name, parse_device};
 pub use error::{Error, Result};
 pub use functional::{
     approx_gelu, cast, dropout, layer_norm, layer_norm_as, log_softmax_f64, softmax_last_dim,
 };
+pub use group_norm::GroupNorm;
 pub use host::no_grad;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;

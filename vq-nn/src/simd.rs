@@ -159,6 +159,8 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) use dispatch;
+
 dispatch!(softmax_rows, softmax_rows_generic, (src: &[f32], dst: &mut [f32], cols: usize));
 dispatch!(approx_gelu_slice, approx_gelu_generic, (src: &[f32], dst: &mut [f32]));
 dispatch!(
@@ -290,18 +292,13 @@ pub(crate) fn f32_to_bf16(src: &[f32], dst: &mut [half::bf16]) {
 }
 
 #[inline(always)]
-#[allow(dead_code)] // used by the VQ-VAE's fused GroupNorm + SiLU
 fn silu_generic(src: &[f32], dst: &mut [f32]) {
     for (d, &z) in dst.iter_mut().zip(src) {
         *d = z / (1.0 + exp(-z));
     }
 }
 
-#[allow(dead_code)]
-mod silu {
-    use super::*;
-    dispatch!(silu_slice, silu_generic, (src: &[f32], dst: &mut [f32]));
-}
+dispatch!(silu, silu_generic, (src: &[f32], dst: &mut [f32]));
 
 #[inline(always)]
 fn approx_gelu_in_place_generic(xs: &mut [f32]) {
@@ -523,3 +520,47 @@ pub(crate) fn par_zip_rows<T: Send>(
         }
     });
 }
+
+#[inline(always)]
+fn centred_square_sum_generic(xs: &[f32], mean: f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
+    for c in chunks {
+        for i in 0..LANES {
+            let d = c[i] - mean;
+            acc[i] += d * d;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
+dispatch!(centred_square_sum, centred_square_sum_generic, (xs: &[f32], mean: f32) -> f32);
+
+#[inline(always)]
+fn normalise_affine_generic(
+    src: &[f32],
+    dst: &mut [f32],
+    mean: f32,
+    inv: f32,
+    w: f32,
+    b: f32,
+    silu: bool,
+) {
+    if silu {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            let y = (s - mean) * inv * w + b;
+            *d = y / (1.0 + exp(-y));
+        }
+    } else {
+        for (d, &s) in dst.iter_mut().zip(src) {
+            *d = (s - mean) * inv * w + b;
+        }
+    }
+}
+
+dispatch!(normalise_affine, normalise_affine_generic, (src: &[f32], dst: &mut [f32], mean: f32, inv: f32, w: f32, b: f32, silu: bool) -> ());
