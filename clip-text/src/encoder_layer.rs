@@ -1,12 +1,14 @@
 //! One pre-LN transformer block, transformers' `CLIPEncoderLayer`:
-//! `x = x + self_attn(layer_norm1(x)); x = x + mlp(layer_norm2(x))`.
+//! `x = x + self_attn(layer_norm1(x)); x = x + mlp(layer_norm2(x))` (both residual sums are
+//! fused into the output projections).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use vq_nn::LayerNorm;
 
 use crate::attention::ClipAttention;
 use crate::config::ClipTextConfig;
-use crate::layer_norm::LayerNorm;
+use crate::error::Result;
 use crate::mlp::ClipMlp;
 
 /// `text_model.encoder.layers.{i}`.
@@ -21,29 +23,23 @@ pub struct ClipEncoderLayer {
 impl ClipEncoderLayer {
     /// Loads the layer under `vb` (= `...layers.{i}`).
     pub fn new(vb: VarBuilder, config: &ClipTextConfig) -> Result<Self> {
+        let norm = |name: &str| {
+            LayerNorm::new(vb.pp(name), config.hidden_size, config.layer_norm_eps, true)
+        };
         Ok(Self {
             self_attn: ClipAttention::new(vb.pp("self_attn"), config)?,
-            layer_norm1: LayerNorm::new(
-                vb.pp("layer_norm1"),
-                config.hidden_size,
-                config.layer_norm_eps,
-            )?,
+            layer_norm1: norm("layer_norm1")?,
             mlp: ClipMlp::new(vb.pp("mlp"), config)?,
-            layer_norm2: LayerNorm::new(
-                vb.pp("layer_norm2"),
-                config.hidden_size,
-                config.layer_norm_eps,
-            )?,
+            layer_norm2: norm("layer_norm2")?,
         })
     }
 
     /// `(batch, seq, d)` → `(batch, seq, d)` under the additive `mask`.
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let h = self
+        let x = self
             .self_attn
-            .forward(&self.layer_norm1.forward(x)?, mask)?;
-        let x = (x + h)?;
-        let h = self.mlp.forward(&self.layer_norm2.forward(&x)?)?;
-        x + h
+            .forward_residual(&self.layer_norm1.forward_t(x, false)?, mask, x)?;
+        self.mlp
+            .forward_residual(&self.layer_norm2.forward_t(&x, false)?, &x)
     }
 }

@@ -1,36 +1,25 @@
 //! Affine projection `y = x Wᵀ + b` (PyTorch `nn.Linear`, weight `(out, in)`), the building block
-//! of transformers' `CLIPAttention` and `CLIPMLP`. On a `VarMap` the weight is initialised like
-//! transformers' `CLIPPreTrainedModel._init_weights` (normal with a caller-given std, zero bias).
+//! of transformers' `CLIPAttention` and `CLIPMLP`: [`vq_nn::Linear`] (fused bias, residual and
+//! quick-GELU epilogues on the CPU), created on a `VarMap` the way transformers'
+//! `CLIPPreTrainedModel._init_weights` initialises it (normal with a caller-given std, zero
+//! bias).
 
-use candle_core::{Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
+use vq_nn::Linear;
 
-/// A linear layer with bias.
-#[derive(Debug, Clone)]
-pub struct Linear {
-    inner: candle_nn::Linear,
-}
+use crate::error::Result;
 
-impl Linear {
-    /// Loads `<vb>.weight` `(out, in)` and `<vb>.bias` `(out)`; fresh weights are `N(0, std²)`.
-    pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize, std: f64) -> Result<Self> {
-        let weight = vb.get_with_hints(
-            (out_dim, in_dim),
-            "weight",
-            Init::Randn {
-                mean: 0.0,
-                stdev: std,
-            },
-        )?;
-        let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
-        Ok(Self {
-            inner: candle_nn::Linear::new(weight, Some(bias)),
-        })
-    }
-}
-
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.inner.forward(x)
-    }
+/// Loads `<vb>.weight` `(out, in)` and `<vb>.bias` `(out)`; fresh weights are `N(0, std²)`.
+pub(crate) fn linear(vb: VarBuilder, in_dim: usize, out_dim: usize, std: f64) -> Result<Linear> {
+    Ok(Linear::new_with_init(
+        vb,
+        in_dim,
+        out_dim,
+        true,
+        Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
+        Init::Const(0.0),
+    )?)
 }

@@ -8,15 +8,15 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Module, Result as CandleResult, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use vq_nn::LayerNorm;
 
 use crate::attention::causal_mask;
 use crate::config::ClipTextConfig;
 use crate::embeddings::ClipTextEmbeddings;
 use crate::encoder_layer::ClipEncoderLayer;
 use crate::error::{Error, Result};
-use crate::layer_norm::LayerNorm;
 use crate::normalise::l2_normalise_tokens;
 use crate::weights::{ignorable, weight_source};
 
@@ -43,11 +43,12 @@ impl ClipTextModel {
         let embeddings = ClipTextEmbeddings::new(vb.pp("embeddings"), config)?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| ClipEncoderLayer::new(vb.pp(format!("encoder.layers.{i}")), config))
-            .collect::<CandleResult<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let final_layer_norm = LayerNorm::new(
             vb.pp("final_layer_norm"),
             config.hidden_size,
             config.layer_norm_eps,
+            true,
         )?;
         Ok(Self {
             embeddings,
@@ -151,7 +152,7 @@ impl ClipTextModel {
         for layer in &self.layers {
             hidden = layer.forward(&hidden, &mask)?;
         }
-        Ok(self.final_layer_norm.forward(&hidden)?)
+        Ok(self.final_layer_norm.forward_t(&hidden, false)?)
     }
 
     /// `forward` followed by the per-token L2 normalisation of the pipeline

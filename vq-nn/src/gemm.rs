@@ -149,41 +149,91 @@ pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool,
     }
     #[cfg(not(feature = "mkl"))]
     {
-        let parallelism = match threads {
-            Threads::One => gemm::Parallelism::None,
-            Threads::All => {
-                let n = candle_core::utils::get_num_threads();
-                if n > 1 {
-                    gemm::Parallelism::Rayon(n)
-                } else {
-                    gemm::Parallelism::None
-                }
-            }
+        let parts = match threads {
+            Threads::One => 1,
+            Threads::All => candle_core::utils::get_num_threads(),
         };
-        // SAFETY: the views were bounds-checked above; `c` is exclusively borrowed.
-        unsafe {
-            gemm::gemm(
-                a.rows,
-                b.cols,
-                a.cols,
-                c.ptr,
-                1,
-                c.rs as isize,
-                accumulate,
-                a.data.as_ptr(),
-                a.cs as isize,
-                a.rs as isize,
-                b.data.as_ptr(),
-                b.cs as isize,
-                b.rs as isize,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
+        split_across_threads(c, a, b, accumulate, parts);
+    }
+}
+
+/// `c ← [c +] a·b` on `parts` threads, each multiplying one block of `c`'s columns (or rows,
+/// when `c` is taller than wide) single-threaded. The `gemm` crate's own threading leaves
+/// products below its size threshold on one thread and splits larger ones more finely than
+/// needed: on the CLIP encoder's 72 products (154 rows, weights of 512 × 512 to 2048 × 512) an
+/// even split took 43 ms against the crate's 60 ms, and equal time on the transformer's
+/// 2048-row ones (same run, this project's 2-core Sapphire Rapids machine).
+#[cfg(not(feature = "mkl"))]
+fn split_across_threads(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool, parts: usize) {
+    use rayon::prelude::*;
+    let flops = c.rows * c.cols * a.cols;
+    let parts = if flops < 1 << 18 { 1 } else { parts };
+    if parts <= 1 {
+        gemm_one_thread(c, a, b, accumulate);
+        return;
+    }
+    let by_columns = c.cols >= c.rows;
+    let (len, align) = if by_columns {
+        (c.cols, 16)
+    } else {
+        (c.rows, 8)
+    };
+    let block = len.div_ceil(parts).div_ceil(align) * align;
+    let blocks = len.div_ceil(block);
+    let ptr = c.ptr as usize;
+    let rs = c.rs;
+    (0..blocks).into_par_iter().for_each(|p| {
+        let start = p * block;
+        let size = block.min(len - start);
+        // SAFETY: the blocks of `c` are disjoint and inside the view checked by `sgemm`.
+        if by_columns {
+            let c = unsafe { MatMut::from_raw((ptr as *mut f32).add(start), c.rows, size, rs) };
+            let b = MatRef {
+                data: &b.data[start * b.cs..],
+                cols: size,
+                ..b
+            };
+            gemm_one_thread(c, a, b, accumulate);
+        } else {
+            let c =
+                unsafe { MatMut::from_raw((ptr as *mut f32).add(start * rs), size, c.cols, rs) };
+            let a = MatRef {
+                data: &a.data[start * a.rs..],
+                rows: size,
+                ..a
+            };
+            gemm_one_thread(c, a, b, accumulate);
         }
+    });
+}
+
+/// `c ← [c +] a·b` by the `gemm` crate on the calling thread.
+#[cfg(not(feature = "mkl"))]
+fn gemm_one_thread(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool) {
+    // SAFETY: the views were bounds-checked by `sgemm` (sub-blocks stay inside them); `c` is
+    // exclusively borrowed.
+    unsafe {
+        gemm::gemm(
+            a.rows,
+            b.cols,
+            a.cols,
+            c.ptr,
+            1,
+            c.rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
     }
 }
 
