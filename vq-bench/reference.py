@@ -58,6 +58,14 @@ def transformer(dirname, variant):
     return model, inputs["x_t"].long(), states
 
 
+def gemm(a):
+    m, k, n = 2048, 1408, 5632
+    dtype = dtype_of(a.variant)
+    w = (torch.randn(n, k) * 0.02).to(dtype)
+    x = torch.randn(m, k).to(dtype)
+    return timed(2, a.reps, lambda: torch.nn.functional.linear(x, w)), f"computes {a.variant}"
+
+
 def transformer_layer(a):
     model, x, states = transformer(os.path.join(a.work, f"transformer-{a.layers}"), a.variant)
     t = torch.tensor(T)
@@ -210,6 +218,7 @@ def load(a):
 
 
 RUNS = {
+    "gemm": gemm,
     "transformer-layer": transformer_layer,
     "denoising-step": denoising_step,
     "guided-sampler-step": guided_sampler_step,

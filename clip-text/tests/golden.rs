@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
 use clip_text::{ClipTextModel, ClipTokenizer, TextCleaning, Truncation, l2_normalise_tokens};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, json, materialise_pipeline};
+use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, json, materialise_pipeline, test_device};
 use serde_json::Value;
 
 fn ids_of(value: &Value) -> Vec<u32> {
@@ -206,11 +206,11 @@ fn pipeline_check(name: &str) {
         .collect();
     let tok = ClipTokenizer::from_pretrained(&dir.join("tokenizer")).unwrap();
     let model =
-        ClipTextModel::from_pretrained(dir.join("text_encoder"), DType::F32, &Device::Cpu).unwrap();
+        ClipTextModel::from_pretrained(dir.join("text_encoder"), DType::F32, &test_device()).unwrap();
 
     for (prefix, texts) in [("text", prompts.clone()), ("text.empty", vec![""])] {
         let batch = tok.encode_batch(&texts).unwrap();
-        let ids = batch.to_tensor(&Device::Cpu).unwrap();
+        let ids = batch.to_tensor(&test_device()).unwrap();
         let want_ids: Vec<i64> = reference
             .tensor(&format!("{prefix}.input_ids"))
             .unwrap()

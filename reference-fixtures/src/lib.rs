@@ -23,6 +23,30 @@ pub fn fixtures_dir() -> PathBuf {
         .join("fixtures")
 }
 
+/// The device the golden tests run on: `$VQ_TEST_DEVICE` (`cpu`, `cuda`, `cuda:N` or `metal`;
+/// the CPU when unset). `scripts/gpu-check.sh` runs the same parity tests on a GPU this way
+/// (in a build with the `cuda` feature).
+///
+/// # Panics
+/// On a value it cannot parse, or a device this build or machine does not have: a test run
+/// asked for a GPU must not quietly run on the CPU.
+pub fn test_device() -> Device {
+    let name = std::env::var("VQ_TEST_DEVICE").unwrap_or_else(|_| "cpu".to_string());
+    let device = match name.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        "metal" => Device::new_metal(0),
+        cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
+            let ordinal = cuda.strip_prefix("cuda:").unwrap_or("0");
+            match ordinal.parse::<usize>() {
+                Ok(n) => Device::new_cuda(n),
+                Err(_) => panic!("VQ_TEST_DEVICE={name}: not a CUDA device ordinal"),
+            }
+        }
+        other => panic!("VQ_TEST_DEVICE={other}: expected cpu, cuda, cuda:N or metal"),
+    };
+    device.unwrap_or_else(|e| panic!("VQ_TEST_DEVICE={name}: {e}"))
+}
+
 /// A loaded safetensors fixture file.
 pub struct FixtureFile {
     path: PathBuf,
@@ -30,10 +54,10 @@ pub struct FixtureFile {
 }
 
 impl FixtureFile {
-    /// Loads `fixtures/<relative>` onto the CPU.
+    /// Loads `fixtures/<relative>` onto the [`test_device`].
     pub fn open(relative: impl AsRef<Path>) -> Result<Self> {
         let path = fixtures_dir().join(relative);
-        let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+        let tensors = candle_core::safetensors::load(&path, &test_device())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Self { path, tensors })
     }

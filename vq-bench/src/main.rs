@@ -26,7 +26,7 @@ use std::process::Command;
 use candle_core::{Device, Tensor};
 use clap::{Parser, Subcommand};
 
-use crate::components::{clip_encode, embedded, sampler, transformer, vq_decode};
+use crate::components::{clip_encode, embedded, gemm, sampler, transformer, vq_decode};
 use crate::measure::{Measurement, peak_rss_mib};
 
 /// A component: its name on the command line, its variants, and our run.
@@ -38,6 +38,12 @@ struct ComponentDef {
 }
 
 const COMPONENTS: &[ComponentDef] = &[
+    ComponentDef {
+        key: "gemm",
+        variants: &["f32", "bf16"],
+        heavy: false,
+        run: gemm::product,
+    },
     ComponentDef {
         key: "transformer-layer",
         variants: &["f32", "bf16"],

@@ -4,7 +4,7 @@
 //! 1e-4 absolute (the maxima are printed; run with `--nocapture`).
 
 use candle_core::{DType, Tensor};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, materialise_pipeline};
+use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, materialise_pipeline, test_device};
 use vq_codebook::{AttentionKeys, VqModel, VqModelConfig};
 
 const ATOL: f32 = 1e-4;
@@ -26,7 +26,7 @@ fn model() -> VqModel {
     VqModel::from_pretrained(
         fixtures_dir().join("pipeline_learnable").join("vqvae"),
         candle_core::DType::F32,
-        &candle_core::Device::Cpu,
+        &test_device(),
     )
     .unwrap()
 }
@@ -105,7 +105,7 @@ fn forward_with_requantisation_matches_diffusers() {
 fn pipeline_final_tokens_decode_to_the_pipeline_images() {
     // The pipeline folder in the full diffusers layout (the vqvae is shared between fixtures).
     let root = materialise_pipeline("pipeline_learnable").unwrap();
-    let model = VqModel::from_pretrained(&root, candle_core::DType::F32, &candle_core::Device::Cpu)
+    let model = VqModel::from_pretrained(&root, candle_core::DType::F32, &test_device())
         .unwrap();
     let r = reference();
     for run in ["pipeline", "pipeline_nocfg"] {
@@ -140,7 +140,7 @@ fn legacy_key_file_gives_identical_outputs() {
         &config,
         dir.join("vqvae_legacy_keys.safetensors"),
         candle_core::DType::F32,
-        &candle_core::Device::Cpu,
+        &test_device(),
     )
     .unwrap();
     assert_eq!(

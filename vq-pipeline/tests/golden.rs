@@ -5,12 +5,16 @@
 
 use candle_core::DType;
 use discrete_diffusion::{ReplayNoise, Truncation};
-use reference_fixtures::{FixtureFile, assert_close, json, materialise_pipeline};
+use reference_fixtures::{FixtureFile, assert_close, json, materialise_pipeline, test_device};
 use vq_pipeline::{GenerationOptions, LoadOptions, VqDiffusionPipeline};
 
 fn replay(pipeline_name: &str, run: &str) {
     let root = materialise_pipeline(pipeline_name).unwrap();
-    let pipeline = VqDiffusionPipeline::from_pretrained(&root, LoadOptions::default()).unwrap();
+    let options = LoadOptions {
+        device: test_device(),
+        ..LoadOptions::default()
+    };
+    let pipeline = VqDiffusionPipeline::from_pretrained(&root, options).unwrap();
     let index = json(format!("{pipeline_name}/reference_outputs.json")).unwrap();
     let fixture =
         FixtureFile::open(format!("{pipeline_name}/reference_outputs.safetensors")).unwrap();

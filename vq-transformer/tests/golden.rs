@@ -4,14 +4,14 @@
 //! every pipeline step.
 
 use candle_core::{DType, Device, Tensor};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir};
+use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, test_device};
 use vq_transformer::Transformer2DModel;
 
 const ATOL: f32 = 1e-4;
 const PIPELINES: [&str; 2] = ["pipeline_learnable", "pipeline_empty"];
 
 fn model(folder: &str, dtype: DType) -> Transformer2DModel {
-    Transformer2DModel::from_pretrained(fixtures_dir().join(folder), dtype, &Device::Cpu)
+    Transformer2DModel::from_pretrained(fixtures_dir().join(folder), dtype, &test_device())
         .unwrap_or_else(|e| panic!("{folder}: {e}"))
 }
 
@@ -137,7 +137,7 @@ fn pipeline_steps_match_batched_guidance() {
         let context = m
             .prepare_context(&r.tensor("text.encode_prompt_cfg").unwrap())
             .unwrap();
-        let mut x = Tensor::full(16u32, (2, 16), &Device::Cpu).unwrap();
+        let mut x = Tensor::full(16u32, (2, 16), &test_device()).unwrap();
         let mut worst = 0f32;
         for (k, &t) in timesteps.iter().enumerate() {
             let both = Tensor::cat(&[&x, &x], 0).unwrap();

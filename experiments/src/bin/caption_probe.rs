@@ -24,7 +24,7 @@ struct Args {
     /// The training run folder (its config.json, VQ-VAE and, by default, denoiser checkpoint).
     #[arg(long, default_value = "results/embedded-run")]
     run_dir: PathBuf,
-    /// Another checkpoint of the same recipe (default: <run-dir>/denoiser/checkpoint.safetensors).
+    /// Another checkpoint of the same recipe (default: `<run-dir>/denoiser/checkpoint.safetensors`).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Timesteps to probe.
@@ -35,7 +35,7 @@ struct Args {
     images: usize,
     #[arg(long, default_value_t = 5)]
     seed: u64,
-    /// Where to write probe.csv (default: <run-dir>/probe).
+    /// Where to write probe.csv (default: `<run-dir>/probe`).
     #[arg(long)]
     out: Option<PathBuf>,
 }

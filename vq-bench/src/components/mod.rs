@@ -4,6 +4,7 @@
 
 pub mod clip_encode;
 pub mod embedded;
+pub mod gemm;
 pub mod sampler;
 pub mod transformer;
 pub mod vq_decode;
