@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use clip_text::{ClipTextModel, ClipTokenizer, TextCleaning, Truncation, l2_normalise_tokens};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, json, materialise_pipeline, test_device};
+use reference_fixtures::{
+    FixtureFile, assert_close, fixtures_dir, json, materialise_pipeline, test_device,
+};
 use serde_json::Value;
 
 fn ids_of(value: &Value) -> Vec<u32> {
@@ -206,7 +208,8 @@ fn pipeline_check(name: &str) {
         .collect();
     let tok = ClipTokenizer::from_pretrained(&dir.join("tokenizer")).unwrap();
     let model =
-        ClipTextModel::from_pretrained(dir.join("text_encoder"), DType::F32, &test_device()).unwrap();
+        ClipTextModel::from_pretrained(dir.join("text_encoder"), DType::F32, &test_device())
+            .unwrap();
 
     for (prefix, texts) in [("text", prompts.clone()), ("text.empty", vec![""])] {
         let batch = tok.encode_batch(&texts).unwrap();

@@ -4,7 +4,9 @@
 //! 1e-4 absolute (the maxima are printed; run with `--nocapture`).
 
 use candle_core::{DType, Tensor};
-use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, materialise_pipeline, test_device};
+use reference_fixtures::{
+    FixtureFile, assert_close, fixtures_dir, materialise_pipeline, test_device,
+};
 use vq_codebook::{AttentionKeys, VqModel, VqModelConfig};
 
 const ATOL: f32 = 1e-4;
@@ -105,8 +107,7 @@ fn forward_with_requantisation_matches_diffusers() {
 fn pipeline_final_tokens_decode_to_the_pipeline_images() {
     // The pipeline folder in the full diffusers layout (the vqvae is shared between fixtures).
     let root = materialise_pipeline("pipeline_learnable").unwrap();
-    let model = VqModel::from_pretrained(&root, candle_core::DType::F32, &test_device())
-        .unwrap();
+    let model = VqModel::from_pretrained(&root, candle_core::DType::F32, &test_device()).unwrap();
     let r = reference();
     for run in ["pipeline", "pipeline_nocfg"] {
         let tokens = r

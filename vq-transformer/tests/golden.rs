@@ -3,7 +3,7 @@
 //! checkpoint, the cached cross-attention path, and the batched classifier-free guidance of
 //! every pipeline step.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, test_device};
 use vq_transformer::Transformer2DModel;
 
