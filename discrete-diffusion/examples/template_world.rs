@@ -232,6 +232,7 @@ fn main() -> anyhow::Result<()> {
             plan,
             truncation: Truncation::None,
             method,
+            start: None,
         };
         let mut calls = 0;
         let x = sample(&chain, &model, &(), &init, &config, &mut noise, |_| {

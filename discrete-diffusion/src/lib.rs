@@ -48,6 +48,7 @@ mod forward;
 mod guidance;
 mod guided_truncation;
 mod host;
+mod known_tokens;
 mod log_space;
 mod loss;
 mod mask_and_replace;
@@ -79,6 +80,7 @@ pub use denoiser::{ClassifierFreeGuidance, Denoiser, FnDenoiser, Prediction};
 pub use elbo::{ElboReport, elbo_bits_per_token};
 pub use error::{Error, Result};
 pub use guidance::classifier_free_guidance;
+pub use known_tokens::{KnownTokens, Reimpose};
 pub use log_space::{
     LOG_EPS, LOG_PROB_FLOOR, log_add_exp, log_normalise, log_one_hot, log_sum_exp,
 };
@@ -89,7 +91,10 @@ pub use mask_and_replace::MaskAndReplace;
 pub use noise::{NoiseSource, ReplayNoise, SeededNoise, gumbel_argmax};
 pub use parameterisation::{Parameterisation, WithParameterisation, direct_posterior};
 pub use purity::{ImprovedPrior, PriorRule, UnmaskSchedule};
-pub use sampler::{SamplerConfig, SamplingMethod, StepEvent, initial_state, reverse_step, sample};
+pub use sampler::{
+    SamplerConfig, SamplingMethod, StepEvent, initial_state, reverse_step, sample,
+    sample_with_known,
+};
 pub use tables::LogTables;
 pub use template_world::{BayesDenoiser, TemplateWorld};
 pub use timestep_plan::{PlannedStep, PosteriorRule, TimestepPlan};

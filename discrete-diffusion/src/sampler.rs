@@ -10,6 +10,7 @@
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::known_tokens::KnownTokens;
 use crate::purity::unmask_step;
 use crate::timestep_plan::PosteriorRule;
 use crate::{
@@ -37,6 +38,11 @@ pub struct SamplerConfig {
     pub truncation: Truncation,
     /// Resampling rule.
     pub method: SamplingMethod,
+    /// The timestep the reverse chain starts at (`None`: `T − 1`). Below `T − 1` the plan runs
+    /// on the chain's first `start + 1` steps ([`TimestepPlan::steps_from`]): partial noising
+    /// and editing start from an `x_start` drawn from `q(x_start | x_0)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<usize>,
 }
 
 impl Default for SamplerConfig {
@@ -45,6 +51,7 @@ impl Default for SamplerConfig {
             plan: TimestepPlan::Full,
             truncation: Truncation::None,
             method: SamplingMethod::Posterior,
+            start: None,
         }
     }
 }
@@ -98,6 +105,31 @@ pub fn sample<T, C, M>(
     initial: &Tensor,
     config: &SamplerConfig,
     noise: &mut dyn NoiseSource,
+    on_step: impl FnMut(&StepEvent) -> Result<()>,
+) -> Result<Tensor>
+where
+    T: Transition + ?Sized,
+    C: ?Sized,
+    M: Denoiser<C> + ?Sized,
+{
+    sample_with_known(
+        transition, denoiser, condition, initial, config, None, noise, on_step,
+    )
+}
+
+/// [`sample`] with some tokens given ([`KnownTokens`]: inpainting, editing): after every step
+/// their positions are re-imposed by the tokens' rule, and the result holds them exactly. Use
+/// [`KnownTokens::initial_state`] for `initial`. With no known token this is [`sample`],
+/// bit for bit under the same noise.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_with_known<T, C, M>(
+    transition: &T,
+    denoiser: &M,
+    condition: &C,
+    initial: &Tensor,
+    config: &SamplerConfig,
+    known: Option<&KnownTokens>,
+    noise: &mut dyn NoiseSource,
     mut on_step: impl FnMut(&StepEvent) -> Result<()>,
 ) -> Result<Tensor>
 where
@@ -107,6 +139,17 @@ where
 {
     config.truncation.validate()?;
     let (b, n) = crate::forward::check_tokens(initial, transition.num_states(), "initial tokens")?;
+    if let Some(known) = known {
+        known.check(transition, (b, n))?;
+    }
+    let big_t = transition.num_timesteps();
+    let start = config.start.unwrap_or(big_t.saturating_sub(1));
+    let impose = |x: Tensor, t: Option<usize>, noise: &mut dyn NoiseSource| -> Result<Tensor> {
+        match known {
+            Some(known) => known.impose(transition, &x, t, noise),
+            None => Ok(x),
+        }
+    };
     let k = transition.num_classes();
     let predict = |x: &Tensor, t: usize| -> Result<Tensor> {
         let prediction = denoiser.predict(x, t, condition)?;
@@ -123,7 +166,7 @@ where
                         .into(),
                 ));
             }
-            let steps = config.plan.steps(transition.num_timesteps())?;
+            let steps = config.plan.steps_from(big_t, start)?;
             for (call, step) in steps.iter().enumerate() {
                 let log_p = predict(&x, step.t)?;
                 let logits = match step.rule {
@@ -149,6 +192,12 @@ where
                     )?,
                 };
                 x = gumbel_argmax(&logits, noise)?;
+                let landed = match step.rule {
+                    PosteriorRule::ToData => None,
+                    PosteriorRule::Exact { to } => Some(to),
+                    PosteriorRule::SingleStepAt { at } => Some(at - 1),
+                };
+                x = impose(x, landed, noise)?;
                 on_step(&StepEvent {
                     call,
                     planned_calls: steps.len(),
@@ -178,21 +227,25 @@ where
                     "max_per_call must be at least 1".into(),
                 ));
             }
-            let big_t = transition.num_timesteps();
+            if start >= big_t {
+                return Err(Error::InvalidSetting(format!(
+                    "the start timestep must be below the {big_t} steps of the chain, got {start}"
+                )));
+            }
             let counts = prior.schedule.counts(big_t, n)?;
-            let planned = (1..big_t)
+            let planned = (1..=start)
                 .map(|t| counts[t].div_ceil(prior.max_per_call).max(1))
                 .sum::<usize>()
                 + 1;
             let mut call = 0;
-            for t in (1..big_t).rev() {
+            for t in (1..=start).rev() {
                 let mut done = vec![0usize; b];
                 while done.iter().any(|&d| d < counts[t]) {
                     let log_p = predict(&x, t)?;
                     let budget: Vec<usize> =
                         done.iter().map(|&d| counts[t].saturating_sub(d)).collect();
                     let (next, unmasked) = unmask_step(prior, &log_p, &x, mask, &budget, noise)?;
-                    x = next;
+                    x = impose(next, Some(t - 1), noise)?;
                     let before = done.clone();
                     for (d, u) in done.iter_mut().zip(&unmasked) {
                         *d += u;
@@ -210,7 +263,7 @@ where
                 }
             }
             let log_p = predict(&x, 0)?;
-            x = gumbel_argmax(&log_p, noise)?;
+            x = impose(gumbel_argmax(&log_p, noise)?, None, noise)?;
             on_step(&StepEvent {
                 call,
                 planned_calls: planned,

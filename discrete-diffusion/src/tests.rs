@@ -496,6 +496,7 @@ fn configs_round_trip_through_serde() {
             max_per_call: 5,
             schedule: UnmaskSchedule::Even,
         }),
+        start: Some(40),
     };
     let json = serde_json::to_string(&config).unwrap();
     assert_eq!(

@@ -124,4 +124,25 @@ impl TimestepPlan {
             }
         })
     }
+
+    /// The model calls of this plan on the first `start + 1` timesteps of a chain of
+    /// `num_timesteps` (a reverse process started at `x_start` instead of `x_{T−1}`: partial
+    /// noising and editing). A plan asking for more calls than there are steps gets one call per
+    /// step.
+    pub fn steps_from(&self, num_timesteps: usize, start: usize) -> Result<Vec<PlannedStep>> {
+        if start >= num_timesteps {
+            return Err(Error::InvalidSetting(format!(
+                "the start timestep must be below the {num_timesteps} steps of the chain, got {start}"
+            )));
+        }
+        let len = start + 1;
+        let plan = match *self {
+            TimestepPlan::LastSteps(s) => TimestepPlan::LastSteps(s.min(len)),
+            TimestepPlan::Strided(s) => TimestepPlan::Strided(s.min(len)),
+            other => other,
+        };
+        // Every plan is defined by the chain length alone, and a chain's first `len` steps are a
+        // chain of length `len` with the same tables.
+        plan.steps(len)
+    }
 }
