@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod edit;
 mod embedded_model;
 mod error;
 mod generation_defaults;
@@ -41,6 +42,8 @@ mod options;
 mod output;
 mod pipeline;
 
+pub use discrete_diffusion::Reimpose;
+pub use edit::{EditInput, EditRecord, box_mask, fit_image, fit_mask, regenerated_tokens};
 pub use embedded_model::{
     CACHE_ENV, DEFAULT_MODEL_ENV, EMBEDDED_MODEL_RELATIVE, cache_dir, default_model_dir,
     has_embedded_model, unpack_embedded_model,

@@ -126,15 +126,21 @@ impl GenerationOptions {
 
     /// Checks every option against a model trained with `num_timesteps` steps.
     pub fn validate(&self, num_timesteps: usize) -> Result<()> {
+        if let Some(i) = self.prompts.iter().position(|p| p.trim().is_empty()) {
+            return Err(Error::InvalidOption(format!(
+                "prompt {} is empty; describe the image to generate",
+                i + 1
+            )));
+        }
+        self.validate_allowing_empty_prompts(num_timesteps)
+    }
+
+    /// [`GenerationOptions::validate`] without the rule against empty prompts: an edit may be
+    /// unconditional (an empty prompt conditions on the null condition).
+    pub fn validate_allowing_empty_prompts(&self, num_timesteps: usize) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidOption(m));
         if self.prompts.is_empty() {
             return bad("no prompt given".into());
-        }
-        if let Some(i) = self.prompts.iter().position(|p| p.trim().is_empty()) {
-            return bad(format!(
-                "prompt {} is empty; describe the image to generate",
-                i + 1
-            ));
         }
         if self.num_images_per_prompt == 0 {
             return bad("--num-images must be at least 1".into());
@@ -204,6 +210,7 @@ impl GenerationOptions {
             plan,
             truncation: self.truncation,
             method,
+            start: None,
         }
     }
 }

@@ -98,6 +98,7 @@ pub fn write_outputs(
         "image_prompts": generation.image_prompts,
         "warnings": generation.warnings,
         "model_calls": generation.model_calls,
+        "edit": generation.edit,
         "timings_seconds": {
             "text": generation.timings.text.as_secs_f64(),
             "denoise": generation.timings.denoise.as_secs_f64(),

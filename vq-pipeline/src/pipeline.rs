@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use clip_text::{ClipTextConfig, ClipTextModel, ClipTokenizer, l2_normalise_tokens};
 use discrete_diffusion::{
-    MaskAndReplace, NoiseSource, Parameterisation, StepEvent, Transition, VqDiffusionSchedule,
-    WithParameterisation, initial_state, sample,
+    KnownTokens, MaskAndReplace, NoiseSource, Parameterisation, StepEvent, Transition,
+    VqDiffusionSchedule, WithParameterisation, initial_state, sample_with_known,
 };
 use image::RgbImage;
 use serde::Serialize;
@@ -26,6 +26,7 @@ use vq_transformer::{Guided, Transformer2DConfig, Transformer2DModel};
 
 use vq_nn::Variant;
 
+use crate::edit::EditRecord;
 use crate::error::component;
 use crate::model_files::ModelFiles;
 use crate::null_embedding::load_null_embedding;
@@ -93,6 +94,25 @@ pub struct Generation {
     pub timings: Timings,
     /// The seed of the noise source, when it had one.
     pub seed: Option<u64>,
+    /// What an edit ([`VqDiffusionPipeline::edit`]) started from; `None` for a generation.
+    pub edit: Option<EditRecord>,
+}
+
+/// The token-space part of an edit, prepared by `edit.rs`: the batch's data tokens, which are
+/// kept, and where the chain starts.
+pub(crate) struct TokenEdit {
+    /// `(B, N)` data tokens with the kept positions marked.
+    pub known: KnownTokens,
+    /// The timestep the chain starts at; `None`: no step at all (strength 0, the VQ
+    /// reconstruction).
+    pub start: Option<usize>,
+    /// Whether the regenerated tokens start from `q(x_start | x_0)` (partial noising) rather
+    /// than the all-mask prior.
+    pub noised_unknown: bool,
+    /// `(B, N)` data tokens (returned as they are when there is no step).
+    pub tokens: Tensor,
+    /// The record for the sidecar.
+    pub record: EditRecord,
 }
 
 /// A loaded VQ-Diffusion pipeline.
@@ -318,8 +338,23 @@ impl VqDiffusionPipeline {
 
     /// Tokens per image `N`.
     pub fn num_tokens(&self) -> usize {
-        let (h, w) = self.transformer.config().grid();
+        let (h, w) = self.grid();
         h * w
+    }
+
+    /// The token grid `(rows, columns)` of an image.
+    pub fn grid(&self) -> (usize, usize) {
+        self.transformer.config().grid()
+    }
+
+    /// Pixels per token along each side (the VQ-VAE's downsampling factor `f`).
+    pub fn downsampling_factor(&self) -> usize {
+        self.vqvae.config().downsampling_factor()
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Normalised text states `(len(texts), 77, C)` and any truncation warnings.
@@ -362,10 +397,25 @@ impl VqDiffusionPipeline {
         &self,
         options: &GenerationOptions,
         noise: &mut dyn NoiseSource,
+        on_step: impl FnMut(&StepEvent) -> Result<()>,
+    ) -> Result<Generation> {
+        self.run(options, None, noise, on_step)
+    }
+
+    /// [`VqDiffusionPipeline::generate`], or an edit when `edit` is given.
+    pub(crate) fn run(
+        &self,
+        options: &GenerationOptions,
+        edit: Option<TokenEdit>,
+        noise: &mut dyn NoiseSource,
         mut on_step: impl FnMut(&StepEvent) -> Result<()>,
     ) -> Result<Generation> {
         let big_t = self.chain.num_timesteps();
-        options.validate(big_t)?;
+        if edit.is_some() {
+            options.validate_allowing_empty_prompts(big_t)?;
+        } else {
+            options.validate(big_t)?;
+        }
         let n = options.num_images_per_prompt;
         let b = options.prompts.len() * n;
         let repeat = Tensor::from_vec(
@@ -375,26 +425,46 @@ impl VqDiffusionPipeline {
         )?;
 
         let start = Instant::now();
-        let (cond, warnings) = self.encode_text(&options.prompts)?;
-        let cond = cond.index_select(&repeat, 0)?;
-        let guided = options.guidance_scale > 1.0;
-        let states = if guided {
-            let use_learned = match options.null_condition {
-                NullCondition::Auto => self.null_embedding.is_some(),
-                NullCondition::Learned => true,
-                NullCondition::EmptyPrompt => false,
-            };
-            let null = if use_learned {
+        let use_learned = match options.null_condition {
+            NullCondition::Auto => self.null_embedding.is_some(),
+            NullCondition::Learned => true,
+            NullCondition::EmptyPrompt => false,
+        };
+        // The null condition `(1, L, C)`: the learned embedding, or the empty prompt's.
+        let null_condition = || -> Result<Tensor> {
+            if use_learned {
                 let e = self.null_embedding.as_ref().ok_or_else(|| {
                     Error::InvalidOption(
                         "the model has no learned null embedding; use the empty prompt".into(),
                     )
                 })?;
-                e.unsqueeze(0)?.repeat((b, 1, 1))?
+                Ok(e.unsqueeze(0)?)
             } else {
-                let (empty, _) = self.encode_text(&[String::new()])?;
-                empty.repeat((b, 1, 1))?
-            };
+                Ok(self.encode_text(&[String::new()])?.0)
+            }
+        };
+        let (mut cond, warnings) = self.encode_text(&options.prompts)?;
+        // An empty prompt (allowed in edits) is unconditional: the null condition.
+        if options.prompts.iter().any(|p| p.trim().is_empty()) {
+            let null = null_condition()?;
+            let rows = options
+                .prompts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    if p.trim().is_empty() {
+                        Ok(null.clone())
+                    } else {
+                        Ok(cond.narrow(0, i, 1)?)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            cond = Tensor::cat(&rows, 0)?;
+        }
+        let cond = cond.index_select(&repeat, 0)?;
+        let guided = options.guidance_scale > 1.0;
+        let states = if guided {
+            let null = null_condition()?.repeat((b, 1, 1))?;
             Tensor::cat(&[&null, &cond], 0)?
         } else {
             cond
@@ -408,8 +478,30 @@ impl VqDiffusionPipeline {
         let text_time = start.elapsed();
 
         let start = Instant::now();
-        let init = initial_state(&self.chain, b, self.num_tokens(), noise, &self.device)?;
-        let config = options.sampler_config(big_t, self.num_tokens());
+        let mut config = options.sampler_config(big_t, self.num_tokens());
+        let init = match &edit {
+            None => initial_state(&self.chain, b, self.num_tokens(), noise, &self.device)?,
+            Some(e) if e.known.dims() != (b, self.num_tokens()) => {
+                return Err(Error::InvalidOption(format!(
+                    "the edit holds {:?} tokens for a batch of {b} images of {}",
+                    e.known.dims(),
+                    self.num_tokens()
+                )));
+            }
+            Some(TokenEdit {
+                start: None,
+                tokens,
+                ..
+            }) => tokens.clone(),
+            Some(e) => {
+                let t = e.start.expect("matched above");
+                config.start = Some(t);
+                e.known
+                    .initial_state(&self.chain, t, e.noised_unknown, noise, &self.device)?
+            }
+        };
+        let known = edit.as_ref().map(|e| &e.known);
+        let no_step = matches!(&edit, Some(TokenEdit { start: None, .. }));
         let mut calls = 0;
         let mut step_error = None;
         let mut callback = |e: &StepEvent| {
@@ -421,27 +513,31 @@ impl VqDiffusionPipeline {
             Ok(())
         };
         let denoiser = self.denoiser();
-        let sampled = if guided {
+        let sampled = if no_step {
+            Ok(init)
+        } else if guided {
             let condition = Guided {
                 context,
                 scale: options.guidance_scale,
             };
-            sample(
+            sample_with_known(
                 &self.chain,
                 &denoiser,
                 &condition,
                 &init,
                 &config,
+                known,
                 noise,
                 &mut callback,
             )
         } else {
-            sample(
+            sample_with_known(
                 &self.chain,
                 &denoiser,
                 &context,
                 &init,
                 &config,
+                known,
                 noise,
                 &mut callback,
             )
@@ -477,6 +573,7 @@ impl VqDiffusionPipeline {
                 decode: decode_time,
             },
             seed: noise.seed(),
+            edit: edit.map(|e| e.record),
         })
     }
 }
