@@ -102,9 +102,12 @@ pub use timestep_sampler::{IMPORTANCE_WARMUP, TimestepSampler, TimestepSampling}
 pub use transition::Transition;
 pub use truncation::{Truncation, truncate};
 pub use uniform::Uniform;
-pub use vq_schedule::VqDiffusionSchedule;
+pub use vq_schedule::{MAX_TIMESTEPS, VqDiffusionSchedule};
 
 /// The crate README's examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's version (recorded with generated images).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

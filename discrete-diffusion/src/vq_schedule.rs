@@ -96,6 +96,10 @@ impl Default for VqDiffusionSchedule {
     }
 }
 
+/// The longest chain a schedule may describe (the papers use T = 100; every table of a chain
+/// is `O(T)`, so the bound keeps a mistyped config from sizing an allocation).
+pub const MAX_TIMESTEPS: usize = 100_000;
+
 impl VqDiffusionSchedule {
     /// The constants shipped with diffusers and the original configs (`alpha1`).
     pub fn released(num_train_timesteps: usize) -> Self {
@@ -160,9 +164,9 @@ impl VqDiffusionSchedule {
     /// Checks the constants describe probabilities with `ᾱ + γ̄ ≤ 1`.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidSchedule(m));
-        if self.num_train_timesteps < 2 {
+        if !(2..=MAX_TIMESTEPS).contains(&self.num_train_timesteps) {
             return bad(format!(
-                "num_train_timesteps must be at least 2, got {}",
+                "num_train_timesteps must be in [2, {MAX_TIMESTEPS}], got {}",
                 self.num_train_timesteps
             ));
         }

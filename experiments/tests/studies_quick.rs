@@ -81,3 +81,17 @@ fn ar_baseline_quick() {
         &["ar_baseline.csv", "ar_baseline.png"],
     );
 }
+
+#[test]
+fn editing_quick() {
+    run_quick(
+        env!("CARGO_BIN_EXE_editing"),
+        "editing",
+        &[
+            "inpainting.csv",
+            "variation.csv",
+            "variation.png",
+            "gallery.png",
+        ],
+    );
+}

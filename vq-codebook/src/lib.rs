@@ -104,3 +104,6 @@ pub use weights::GROUP_NORM_EPS;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's version (recorded with generated images).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

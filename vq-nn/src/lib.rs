@@ -84,3 +84,6 @@ pub use weight_source::WeightSource;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// This crate's version (recorded with generated images).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -93,7 +93,8 @@ impl StoredTensor {
         Self::new(dtype, shape, strides, start, 0, start + len, file_len)
     }
 
-    fn is_contiguous(&self) -> bool {
+    /// Whether the elements are stored in row-major order without gaps.
+    pub fn is_contiguous(&self) -> bool {
         let mut expected = 1;
         for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
             if d != 1 && s != expected {

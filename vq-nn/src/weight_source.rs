@@ -1,6 +1,7 @@
 //! [`WeightSource`]: a [`WeightFile`] behind a candle `VarBuilder` that checks every request —
 //! the key exists, the stored dtype is floating point, the shape is the one the configuration
-//! implies — and remembers which keys the model read, so that a loader can insist, as
+//! implies, every value is finite (a NaN or infinite weight is an error naming the tensor, not
+//! an image of garbage) — and remembers which keys the model read, so that a loader can insist, as
 //! PyTorch's `load_state_dict(strict=True)` does, that every tensor of the file was used.
 //!
 //! Errors raised inside the `VarBuilder` carry this crate's [`Error`] (see
@@ -154,6 +155,7 @@ impl Backend {
                 found: info.shape,
             });
         }
+        file.check_finite(&key)?;
         let t = file.tensor(&key, dev)?.to_dtype(dtype)?;
         self.0
             .used

@@ -70,6 +70,9 @@ pub enum Error {
         #[source]
         source: image::ImageError,
     },
+    /// The model produced NaN or infinite values (no image is written from them).
+    #[error("{0}")]
+    NonFiniteOutput(String),
     /// The step callback stopped the generation.
     #[error("generation cancelled")]
     Cancelled,

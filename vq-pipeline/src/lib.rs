@@ -52,11 +52,17 @@ pub use error::{Error, Result};
 pub use generation_defaults::{GENERATION_CONFIG, GenerationDefaults};
 pub use model_files::{ModelFiles, hub_candidates};
 pub use model_index::{ModelIndex, NULL_EMBEDDING, REQUIRED_COMPONENTS};
-pub use model_source::{HubOptions, ModelSource, offline_from_env};
+pub use model_source::{
+    DEFAULT_HUB_TIMEOUT, HubOptions, ModelSource, offline_from_env, snapshot_commit,
+};
 pub use null_embedding::{NullEmbeddingConfig, load_null_embedding};
 pub use options::{GenerationOptions, NullCondition, SamplerChoice};
-pub use output::{contact_sheet, write_outputs};
-pub use pipeline::{Generation, LoadOptions, Timings, VqDiffusionPipeline, check_consistency};
+pub use output::{
+    ModelRecord, OutputPlan, RunLog, contact_sheet, crate_versions, write_atomically, write_outputs,
+};
+pub use pipeline::{
+    Generation, LoadOptions, MAX_BATCH_BYTES, Timings, VqDiffusionPipeline, check_consistency,
+};
 pub use vq_nn::Variant;
 
 /// The crate README's examples, compiled as doctests so they cannot rot.

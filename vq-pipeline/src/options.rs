@@ -29,6 +29,20 @@ pub enum SamplerChoice {
     Purity,
 }
 
+impl SamplerChoice {
+    /// The sampler's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerChoice::Diffusers => "diffusers",
+            SamplerChoice::Full => "full",
+            SamplerChoice::Strided => "strided",
+            SamplerChoice::FastOriginal => "fast-original",
+            SamplerChoice::HighQuality => "high-quality",
+            SamplerChoice::Purity => "purity",
+        }
+    }
+}
+
 /// Which null condition classifier-free guidance uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
@@ -145,6 +159,7 @@ impl GenerationOptions {
         if self.num_images_per_prompt == 0 {
             return bad("--num-images must be at least 1".into());
         }
+        self.batch_size()?;
         if !self.guidance_scale.is_finite() || !(1.0..=100.0).contains(&self.guidance_scale) {
             return bad(format!(
                 "guidance scale {} is out of range [1, 100] (1 = no guidance)",
@@ -170,7 +185,123 @@ impl GenerationOptions {
         if self.unmask_per_call == Some(0) {
             return bad("--unmask-per-call must be at least 1".into());
         }
+        self.refuse_ineffective()
+    }
+
+    /// The batch size `prompts × num_images_per_prompt`, refused when it does not fit in
+    /// memory addressing (`u32` row indices).
+    pub fn batch_size(&self) -> Result<usize> {
+        self.prompts
+            .len()
+            .checked_mul(self.num_images_per_prompt)
+            .filter(|&b| b <= u32::MAX as usize)
+            .ok_or_else(|| {
+                Error::InvalidOption(format!(
+                    "{} prompts × {} images per prompt is too many images for one run; \
+                     generate in batches (GenerationOptions::batches, vqd --batch-size)",
+                    self.prompts.len(),
+                    self.num_images_per_prompt
+                ))
+            })
+    }
+
+    /// Settings that would have no effect are errors, so a run never records a setting it did
+    /// not honour.
+    fn refuse_ineffective(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidOption(m));
+        let name = self.sampler.name();
+        if self.steps.is_some()
+            && matches!(
+                self.sampler,
+                SamplerChoice::Full | SamplerChoice::HighQuality | SamplerChoice::Purity
+            )
+        {
+            return bad(format!(
+                "--steps has no effect with the {name} sampler (it runs every step of the chain); \
+                 use --sampler strided, diffusers or fast-original to choose the number of steps"
+            ));
+        }
+        if self.unmask_per_call.is_some()
+            && !matches!(
+                self.sampler,
+                SamplerChoice::HighQuality | SamplerChoice::Purity
+            )
+        {
+            return bad(format!(
+                "--unmask-per-call has no effect with the {name} sampler (only high-quality and \
+                 purity unmask a bounded number of positions per call)"
+            ));
+        }
+        if self.prior_weight != 1.0 && self.sampler != SamplerChoice::Purity {
+            return bad(format!(
+                "--prior-weight has no effect with the {name} sampler (only purity uses it)"
+            ));
+        }
+        let unconditional_rows = self.prompts.iter().any(|p| p.trim().is_empty());
+        if self.null_condition != NullCondition::Auto
+            && self.guidance_scale <= 1.0
+            && !unconditional_rows
+        {
+            return bad(
+                "--null has no effect without guidance (guidance scale 1); set --guidance-scale > 1"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+
+    /// The options split into runs of at most `batch_size` images each, in order (prompt by
+    /// prompt, image by image), so a long job runs in bounded memory. Sampling the runs in
+    /// order from one noise source is deterministic for a seed and a batch size; a single run
+    /// (every image fits) is these options unchanged, so it draws exactly the noise of one call.
+    pub fn batches(&self, batch_size: usize) -> Result<Vec<GenerationOptions>> {
+        if batch_size == 0 {
+            return Err(Error::InvalidOption(
+                "--batch-size must be at least 1".into(),
+            ));
+        }
+        let total = self.batch_size()?;
+        if total <= batch_size {
+            return Ok(vec![self.clone()]);
+        }
+        let n = self.num_images_per_prompt;
+        let mut runs = Vec::with_capacity(total.div_ceil(batch_size));
+        let mut first = 0;
+        while first < total {
+            let last = (first + batch_size).min(total);
+            let mut run = self.clone();
+            run.prompts = (first..last).map(|i| self.prompts[i / n].clone()).collect();
+            run.num_images_per_prompt = 1;
+            runs.push(run);
+            first = last;
+        }
+        Ok(runs)
+    }
+
+    /// The settings that take effect, for a record of the run: the sampler's step count only
+    /// where it chooses one, the purity weight only for purity, the null condition only with
+    /// guidance (or an unconditional prompt).
+    pub fn effective_settings(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("plain struct");
+        let map = v.as_object_mut().expect("a struct is an object");
+        let unconditional_rows = self.prompts.iter().any(|p| p.trim().is_empty());
+        if self.guidance_scale <= 1.0 && !unconditional_rows {
+            map.remove("null_condition");
+        }
+        if self.sampler != SamplerChoice::Purity {
+            map.remove("prior_weight");
+        }
+        if !matches!(
+            self.sampler,
+            SamplerChoice::HighQuality | SamplerChoice::Purity
+        ) || self.unmask_per_call.is_none()
+        {
+            map.remove("unmask_per_call");
+        }
+        if self.steps.is_none() {
+            map.remove("steps");
+        }
+        v
     }
 
     /// The `discrete-diffusion` sampler configuration for a chain of `num_timesteps` steps over

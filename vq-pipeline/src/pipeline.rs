@@ -129,6 +129,10 @@ pub struct VqDiffusionPipeline {
     device: Device,
 }
 
+/// The largest `(B, K, N)` log-probability tensor one generation call may need (8 GiB): larger
+/// jobs are split with [`GenerationOptions::batches`].
+pub const MAX_BATCH_BYTES: u64 = 8 << 30;
+
 /// Reads every config of `files` and lists the inconsistencies.
 pub fn check_consistency(files: &ModelFiles) -> Vec<String> {
     let mut problems = Vec::new();
@@ -161,6 +165,18 @@ pub fn check_consistency(files: &ModelFiles) -> Vec<String> {
                 s.num_train_timesteps, t.num_embeds_ada_norm
             ));
         }
+    }
+    match (ClipTokenizer::from_pretrained(&files.tokenizer_dir), &text) {
+        (Err(e), _) => problems.push(format!("tokenizer: {e}")),
+        (Ok(tok), Some(c)) if tok.max_length() != c.max_position_embeddings => {
+            problems.push(format!(
+                "tokenizer model_max_length {} ≠ text_encoder max_position_embeddings {} (the \
+                 text encoder reads prompts of exactly its position count)",
+                tok.max_length(),
+                c.max_position_embeddings
+            ))
+        }
+        _ => {}
     }
     if let (Some(c), Some(t)) = (&text, &transformer)
         && t.cross_attention_dim != Some(c.hidden_size)
@@ -331,6 +347,11 @@ impl VqDiffusionPipeline {
         )?)
     }
 
+    /// The chain's length `T` (the scheduler's `num_train_timesteps`).
+    pub fn num_timesteps(&self) -> usize {
+        self.chain.num_timesteps()
+    }
+
     /// Whether the model has a learned null embedding.
     pub fn has_learned_null(&self) -> bool {
         self.null_embedding.is_some()
@@ -352,6 +373,23 @@ impl VqDiffusionPipeline {
         self.vqvae.config().downsampling_factor()
     }
 
+    /// The sidecar's record of this model as loaded: `name` as the user gave it, the hub
+    /// `revision` asked for (hub models), the snapshot commit when the folder is a hub
+    /// snapshot, the dtype, variant and device.
+    pub fn model_record(&self, name: &str, revision: Option<&str>) -> crate::ModelRecord {
+        crate::ModelRecord {
+            name: name.to_string(),
+            revision: revision.map(String::from),
+            snapshot_commit: crate::snapshot_commit(&self.files.root),
+            dtype: format!("{:?}", self.options.dtype).to_uppercase(),
+            variant: match self.options.variant {
+                Variant::Default => "default".into(),
+                Variant::Fp16 => "fp16".into(),
+            },
+            device: vq_nn::device_name(&self.device),
+        }
+    }
+
     /// The device the model runs on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -370,8 +408,10 @@ impl VqDiffusionPipeline {
             .filter_map(|(p, text)| {
                 p.truncated.as_ref().map(|t| {
                     format!(
-                        "prompt {text:?} is {} tokens long; the model reads 77, so this was dropped: {:?}",
-                        t.untruncated_len, t.dropped_text
+                        "prompt {text:?} is {} tokens long; the model reads {}, so this was dropped: {:?}",
+                        t.untruncated_len,
+                        self.tokenizer.max_length(),
+                        t.dropped_text
                     )
                 })
             })
@@ -387,6 +427,25 @@ impl VqDiffusionPipeline {
             l2_normalise_tokens(&hidden).map_err(component("text_encoder"))?,
             warnings,
         ))
+    }
+
+    /// Refuses a batch whose log-probabilities alone (`(B, K, N)` f32, twice with guidance)
+    /// would exceed [`MAX_BATCH_BYTES`]: such runs go through [`GenerationOptions::batches`].
+    fn check_batch_memory(&self, b: usize, guided: bool) -> Result<()> {
+        let rows = if guided { 2 * b } else { b };
+        let bytes = (rows as u128)
+            * self.transformer.config().num_embeds() as u128
+            * self.num_tokens() as u128
+            * 4;
+        if bytes > MAX_BATCH_BYTES as u128 {
+            return Err(Error::InvalidOption(format!(
+                "a batch of {b} images needs {:.1} GiB for its log-probabilities alone (limit {} \
+                 GiB); generate in batches (GenerationOptions::batches, vqd --batch-size)",
+                bytes as f64 / (1u64 << 30) as f64,
+                MAX_BATCH_BYTES >> 30
+            )));
+        }
+        Ok(())
     }
 
     /// Runs a generation with the given noise ([`discrete_diffusion::SeededNoise`] for a seed,
@@ -417,7 +476,9 @@ impl VqDiffusionPipeline {
             options.validate(big_t)?;
         }
         let n = options.num_images_per_prompt;
-        let b = options.prompts.len() * n;
+        let b = options.batch_size()?;
+        let guided = options.guidance_scale > 1.0;
+        self.check_batch_memory(b, guided)?;
         let repeat = Tensor::from_vec(
             (0..b as u32).map(|i| i / n as u32).collect::<Vec<_>>(),
             b,
@@ -462,7 +523,6 @@ impl VqDiffusionPipeline {
             cond = Tensor::cat(&rows, 0)?;
         }
         let cond = cond.index_select(&repeat, 0)?;
-        let guided = options.guidance_scale > 1.0;
         let states = if guided {
             let null = null_condition()?.repeat((b, 1, 1))?;
             Tensor::cat(&[&null, &cond], 0)?
@@ -554,6 +614,19 @@ impl VqDiffusionPipeline {
             .vqvae
             .decode_tokens(&tokens.reshape((b, h, w))?)
             .map_err(component("vqvae"))?;
+        if !decoded
+            .flatten_all()?
+            .abs()?
+            .max(0)?
+            .to_scalar::<f32>()?
+            .is_finite()
+        {
+            return Err(Error::NonFiniteOutput(
+                "the VQ-VAE decoded NaN or infinite pixels (check the weights with `vqd check \
+                 --weights`)"
+                    .into(),
+            ));
+        }
         let images = vq_codebook::tensor_to_images(&decoded).map_err(component("vqvae"))?;
         let decode_time = start.elapsed();
         Ok(Generation {

@@ -4,7 +4,8 @@
 use discrete_diffusion::{SeededNoise, Truncation};
 use reference_fixtures::materialise_pipeline;
 use vq_pipeline::{
-    Error, GenerationOptions, LoadOptions, ModelSource, Variant, VqDiffusionPipeline, write_outputs,
+    Error, GenerationOptions, LoadOptions, ModelRecord, ModelSource, Variant, VqDiffusionPipeline,
+    write_outputs,
 };
 
 fn fixture_copy(tag: &str) -> std::path::PathBuf {
@@ -198,9 +199,14 @@ fn options_are_validated_and_outputs_checked() {
         vq_pipeline::SamplerChoice::HighQuality,
         vq_pipeline::SamplerChoice::Purity,
     ] {
-        let o = GenerationOptions::new(["a red circle"])
-            .sampler(sampler)
-            .steps(5);
+        let o = GenerationOptions::new(["a red circle"]).sampler(sampler);
+        // Only the samplers that choose a step count take --steps.
+        let o = match sampler {
+            vq_pipeline::SamplerChoice::Strided | vq_pipeline::SamplerChoice::FastOriginal => {
+                o.steps(5)
+            }
+            _ => o,
+        };
         let g = pipeline
             .generate(&o, &mut SeededNoise::new(1), |_| Ok(()))
             .unwrap();
@@ -208,16 +214,35 @@ fn options_are_validated_and_outputs_checked() {
     }
 
     // Several images need a folder; an unwritable path is reported with its name.
-    let err = write_outputs(&root.join("x.png"), &a, &options, "m", false)
-        .unwrap_err()
-        .to_string();
+    let err = write_outputs(
+        &root.join("x.png"),
+        &a,
+        &options,
+        &ModelRecord::named("m"),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("pass a folder"), "{err}");
     let blocker = root.join("model_index.json");
-    let err = write_outputs(&blocker.join("out"), &a, &options, "m", true)
-        .unwrap_err()
-        .to_string();
+    let err = write_outputs(
+        &blocker.join("out"),
+        &a,
+        &options,
+        &ModelRecord::named("m"),
+        true,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("model_index.json"), "{err}");
-    let written = write_outputs(&root.join("out"), &a, &options, "m", true).unwrap();
+    let written = write_outputs(
+        &root.join("out"),
+        &a,
+        &options,
+        &ModelRecord::named("m"),
+        true,
+    )
+    .unwrap();
     assert_eq!(written.len(), 4); // two images, a contact sheet, the sidecar
     let _ = std::fs::remove_dir_all(root);
 }

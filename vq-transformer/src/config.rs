@@ -188,6 +188,9 @@ impl Transformer2DConfig {
         if self.sample_size.unwrap_or(0) == 0 {
             return unsupported("vectorized inputs need sample_size (the latent grid side)".into());
         }
+        if self.num_layers == 0 {
+            return unsupported("num_layers = 0: the denoiser needs at least one block".into());
+        }
         if self.num_attention_heads == 0 || self.attention_head_dim == 0 {
             return unsupported("zero attention heads or head dimension".into());
         }

@@ -70,13 +70,12 @@ fn main() -> anyhow::Result<()> {
     for &s in &step_counts {
         let options = pipeline
             .default_options(Vec::<String>::new())
-            .guidance_scale(guidance_scale)
-            .sampler(if s == big_t {
-                SamplerChoice::Full
-            } else {
-                SamplerChoice::Strided
-            })
-            .steps(s);
+            .guidance_scale(guidance_scale);
+        let options = if s == big_t {
+            options.sampler(SamplerChoice::Full)
+        } else {
+            options.sampler(SamplerChoice::Strided).steps(s)
+        };
         let label = format!("VQ-Diffusion S={s}");
         let (score, _) = score_variant(&label, &pipeline, &study.set, &options, &study.net, 50, 0)?;
         eprintln!(

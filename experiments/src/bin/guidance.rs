@@ -106,7 +106,13 @@ fn main() -> anyhow::Result<()> {
         let mut faith = Vec::new();
         let mut fid = Vec::new();
         for &s in &scales {
-            let options = base.clone().guidance_scale(s).null_condition(null);
+            // At scale 1 there is no guidance, so no null condition to choose.
+            let options = base.clone().guidance_scale(s);
+            let options = if s > 1.0 {
+                options.null_condition(null)
+            } else {
+                options
+            };
             let score = run(format!("{name} scale={s}"), options)?;
             if null == NullCondition::Learned && s == 5.0 {
                 v1 = Some(score.clone());

@@ -18,8 +18,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use discrete_diffusion::{NoiseSource, Reimpose, SeededNoise, StepEvent, Truncation};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
-    EditInput, Generation, GenerationOptions, HubOptions, LoadOptions, ModelSource, NullCondition,
-    SamplerChoice, Variant, VqDiffusionPipeline, box_mask, default_model_dir, write_outputs,
+    EditInput, Generation, GenerationOptions, HubOptions, LoadOptions, ModelFiles, ModelRecord,
+    ModelSource, NullCondition, OutputPlan, RunLog, SamplerChoice, Variant, VqDiffusionPipeline,
+    box_mask, check_consistency, default_model_dir,
 };
 
 #[derive(Parser)]
@@ -43,8 +44,19 @@ enum Command {
     /// Variations of an image: partially noised to --strength and denoised (0: the VQ
     /// reconstruction, 1: plain generation).
     Vary(VaryArgs),
-    /// Check a model folder or hub repository without generating (every problem is listed).
-    Check(ModelArgs),
+    /// Check a model folder or hub repository without generating: its files and configs
+    /// (every problem is listed), and with --weights every tensor too.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Also load every weight: each tensor's key, dtype and shape, no unused tensor, and every
+    /// value finite (the first NaN or infinite tensor is named).
+    #[arg(long)]
+    weights: bool,
 }
 
 #[derive(Args)]
@@ -54,12 +66,16 @@ struct ModelArgs {
     /// Default: the embedded shape-world model (models/shape-world, or $VQD_DEFAULT_MODEL).
     #[arg(long)]
     model: Option<String>,
-    /// Hub revision (branch, tag or commit).
-    #[arg(long, default_value = "main")]
-    revision: String,
+    /// Hub revision (branch, tag or commit; hub models only) [default: main].
+    #[arg(long)]
+    revision: Option<String>,
     /// Never download; use only the local Hugging Face cache (also: HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
+    /// Seconds to wait for the hub to answer a request or continue a download (also:
+    /// HF_HUB_DOWNLOAD_TIMEOUT) [default: 10].
+    #[arg(allow_negative_numbers = true, long)]
+    hub_timeout: Option<f64>,
     /// Weight files to read: the default ones or the hub's `*.fp16.*` copies.
     #[arg(long, value_enum, default_value_t = VariantArg::Default)]
     variant: VariantArg,
@@ -103,7 +119,7 @@ struct InpaintArgs {
     r#box: Option<(u32, u32, u32, u32)>,
     /// Fraction of the chain run: 1 regenerates the region from all-mask; below 1 starts it
     /// from the source partially noised (an edit that keeps the region's layout).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 1.0)]
     strength: f64,
     #[command(flatten)]
     edit: EditArgs,
@@ -124,7 +140,7 @@ struct VaryArgs {
     image: PathBuf,
     /// Fraction of the chain run, in [0, 1]: 0 returns the VQ reconstruction, 1 is plain
     /// generation.
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     strength: f64,
     #[command(flatten)]
     edit: EditArgs,
@@ -147,44 +163,54 @@ struct EditArgs {
     #[arg(long)]
     paste_back: bool,
     /// Width in pixels of the paste-back blend (0: a hard edge).
-    #[arg(long, default_value_t = 2.0, requires = "paste_back")]
+    #[arg(
+        allow_negative_numbers = true,
+        long,
+        default_value_t = 2.0,
+        requires = "paste_back"
+    )]
     feather: f32,
 }
 
 #[derive(Args)]
 struct SamplingArgs {
     /// Seed: the same seed gives the same images, bit for bit, on the same machine.
-    #[arg(long, default_value_t = 0)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0)]
     seed: u64,
     /// Number of steps (model calls); default: the model's T. With `--sampler diffusers` this
     /// runs only the last S steps of the chain, as diffusers' num_inference_steps does.
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     steps: Option<usize>,
     /// Sampler.
     #[arg(long, value_enum, default_value_t = SamplerChoice::Diffusers)]
     sampler: SamplerChoice,
     /// Classifier-free guidance scale (1 = off). Default: the model's generation_config.json,
     /// else diffusers' 5.
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     guidance_scale: Option<f64>,
     /// Keep the smallest set of classes whose probability reaches this rate (diffusers'
     /// truncation_rate; 1 = keep all). Default: the model's generation_config.json, else 1.
-    #[arg(long, conflicts_with = "top_k")]
+    #[arg(allow_negative_numbers = true, long, conflicts_with = "top_k")]
     truncation_rate: Option<f32>,
     /// Keep only the k most probable classes instead.
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     top_k: Option<usize>,
     /// Images per prompt.
-    #[arg(long, default_value_t = 1)]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 1)]
     num_images: usize,
+    /// Images denoised together (memory grows with it); a longer job runs in batches and
+    /// writes each batch's images as soon as they are decoded. The images of a seed depend on
+    /// the batch size only when the job needs more than one batch.
+    #[arg(allow_negative_numbers = true, long, default_value_t = 8)]
+    batch_size: usize,
     /// Null condition for guidance.
     #[arg(long, value_enum, default_value_t = NullCondition::Auto)]
     null: NullCondition,
-    /// Purity prior weight r (sampler `purity`).
-    #[arg(long, default_value_t = 1.0)]
-    prior_weight: f64,
+    /// Purity prior weight r (sampler `purity`) [default: 1].
+    #[arg(allow_negative_numbers = true, long)]
+    prior_weight: Option<f64>,
     /// Maximum positions unmasked per model call (samplers `high-quality`, `purity`; default no limit).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     unmask_per_call: Option<usize>,
 }
 
@@ -194,7 +220,7 @@ struct OutputArgs {
     #[arg(long, default_value = "vqd.png")]
     out: PathBuf,
     /// Also write a contact sheet of all images (folder output).
-    #[arg(long)]
+    #[arg(allow_negative_numbers = true, long)]
     contact_sheet: bool,
 }
 
@@ -237,64 +263,117 @@ enum DTypeArg {
     Bf16,
 }
 
-/// The pipeline and the model's name as the user knows it (for the JSON sidecar).
-fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, String)> {
-    let variant = match args.variant {
-        VariantArg::Default => Variant::Default,
-        VariantArg::Fp16 => Variant::Fp16,
-    };
-    let dtype = match args.dtype {
-        DTypeArg::F32 => candle_core::DType::F32,
-        DTypeArg::F16 => candle_core::DType::F16,
-        DTypeArg::Bf16 => candle_core::DType::BF16,
-    };
-    let mut hub = HubOptions::from_env();
-    hub.offline |= args.offline;
-    let (root, name) = match &args.model {
-        Some(model) => (
-            ModelSource::parse(model, &args.revision)?.resolve(variant, &hub)?,
-            model.clone(),
-        ),
-        None => {
-            let dir = default_model_dir()?;
-            let name = format!("embedded:{}", dir.display());
-            (dir, name)
-        }
-    };
+/// The pipeline and its record for the sidecar.
+fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, ModelRecord)> {
+    let (root, name, variant, revision) = locate(args)?;
     let pipeline = VqDiffusionPipeline::from_pretrained(
         &root,
         LoadOptions {
             device: vq_nn::parse_device(&args.device)?,
-            dtype,
+            dtype: match args.dtype {
+                DTypeArg::F32 => candle_core::DType::F32,
+                DTypeArg::F16 => candle_core::DType::F16,
+                DTypeArg::Bf16 => candle_core::DType::BF16,
+            },
             variant,
             ..LoadOptions::default()
         },
     )?;
-    Ok((pipeline, name))
+    let record = pipeline.model_record(&name, revision.as_deref());
+    Ok((pipeline, record))
 }
 
-/// Loads the model, runs `job` with a progress bar, writes the outputs and prints the timings.
+/// The model's folder (resolved from the hub when needed), its name, the weight variant, and
+/// the hub revision (hub models only: a revision for a local folder is an error).
+fn locate(args: &ModelArgs) -> anyhow::Result<(PathBuf, String, Variant, Option<String>)> {
+    let variant = match args.variant {
+        VariantArg::Default => Variant::Default,
+        VariantArg::Fp16 => Variant::Fp16,
+    };
+    let mut hub = HubOptions::from_env();
+    hub.offline |= args.offline;
+    if let Some(seconds) = args.hub_timeout {
+        anyhow::ensure!(
+            seconds.is_finite() && seconds > 0.0,
+            "--hub-timeout must be a positive number of seconds, got {seconds}"
+        );
+        hub.timeout = std::time::Duration::from_secs_f64(seconds);
+    }
+    let local_revision = |what: &str| match &args.revision {
+        Some(r) => Err(anyhow::anyhow!(
+            "--revision {r} has no effect on {what}: revisions select hub snapshots"
+        )),
+        None => Ok(()),
+    };
+    match &args.model {
+        Some(model) => {
+            let revision = args.revision.clone().unwrap_or_else(|| "main".into());
+            let source = ModelSource::parse(model, &revision)?;
+            let revision = match &source {
+                ModelSource::Local(_) => {
+                    local_revision("a local folder")?;
+                    None
+                }
+                ModelSource::Hub { .. } => Some(revision),
+            };
+            Ok((
+                source.resolve(variant, &hub)?,
+                model.clone(),
+                variant,
+                revision,
+            ))
+        }
+        None => {
+            local_revision("the embedded model")?;
+            let dir = default_model_dir()?;
+            let name = format!("embedded:{}", dir.display());
+            Ok((dir, name, variant, None))
+        }
+    }
+}
+
+/// Loads the model, runs `job` batch by batch with a progress bar, writes each batch's images
+/// as it is decoded, then the sidecar, and prints the timings.
 fn run_job(
     model: &ModelArgs,
     sampling: &SamplingArgs,
     output: &OutputArgs,
     prompts: Vec<String>,
-    job: impl FnOnce(
+    job: impl Fn(
         &VqDiffusionPipeline,
         &GenerationOptions,
         &mut dyn NoiseSource,
         &mut dyn FnMut(&StepEvent) -> vq_pipeline::Result<()>,
     ) -> vq_pipeline::Result<Generation>,
 ) -> anyhow::Result<()> {
+    // Everything about the output is checked before the model loads.
+    let total = prompts
+        .len()
+        .checked_mul(sampling.num_images)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} prompts × --num-images {} overflows",
+                prompts.len(),
+                sampling.num_images
+            )
+        })?;
+    let plan = OutputPlan::new(&output.out, total, output.contact_sheet)?;
     let start = Instant::now();
-    let (pipeline, model_name) = load(model)?;
+    let (pipeline, record) = load(model)?;
     let load_time = start.elapsed();
     let mut options = pipeline
         .default_options(prompts.clone())
         .num_images_per_prompt(sampling.num_images)
         .sampler(sampling.sampler)
-        .null_condition(sampling.null)
-        .prior_weight(sampling.prior_weight);
+        .null_condition(sampling.null);
+    if let Some(r) = sampling.prior_weight {
+        anyhow::ensure!(
+            sampling.sampler == SamplerChoice::Purity,
+            "--prior-weight has no effect with the {} sampler (only purity uses it)",
+            sampling.sampler.name()
+        );
+        options.prior_weight = r;
+    }
     if let Some(scale) = sampling.guidance_scale {
         options.guidance_scale = scale;
     }
@@ -305,52 +384,91 @@ fn run_job(
     }
     options.steps = sampling.steps;
     options.unmask_per_call = sampling.unmask_per_call;
-    let tokens_per_call = (prompts.len() * sampling.num_images * pipeline.num_tokens()) as f64;
+    // Every option is checked before any work (edits allow an empty prompt).
+    options.validate_allowing_empty_prompts(pipeline.num_timesteps())?;
+    let batches = options.batches(sampling.batch_size)?;
     let bar = ProgressBar::new(1);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} denoising [{bar:30}] {pos}/{len} t={msg} ({per_sec}) eta {eta}",
+            "{spinner} denoising [{bar:30}] {pos}/{len} {msg} ({per_sec}) eta {eta}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
     let mut noise = SeededNoise::new(sampling.seed);
+    let mut log = RunLog::default();
+    let mut kept_images = Vec::new();
+    let mut first = 0;
     let started = Instant::now();
-    let mut on_step = |event: &StepEvent| {
-        let done = event.call as f64 + 1.0;
-        bar.set_length(event.planned_calls as u64);
-        bar.set_position(event.call as u64 + 1);
-        bar.set_message(format!(
-            "t={} {:.0} tokens/s",
-            event.t,
-            tokens_per_call * done / started.elapsed().as_secs_f64().max(1e-9)
-        ));
-        Ok(())
-    };
-    let result = job(&pipeline, &options, &mut noise, &mut on_step)?;
+    let tokens_per_image = pipeline.num_tokens() as f64;
+    for (index, batch) in batches.iter().enumerate() {
+        let images_before = first as f64;
+        let batch_images = (batch.prompts.len() * batch.num_images_per_prompt) as f64;
+        let mut on_step = |event: &StepEvent| {
+            let calls = event.planned_calls as u64;
+            bar.set_length(calls * batches.len() as u64);
+            bar.set_position(index as u64 * calls + event.call as u64 + 1);
+            let done_tokens = tokens_per_image
+                * (images_before * calls as f64 + batch_images * (event.call as f64 + 1.0));
+            let batch_note = if batches.len() > 1 {
+                format!("batch {}/{} ", index + 1, batches.len())
+            } else {
+                String::new()
+            };
+            bar.set_message(format!(
+                "{batch_note}t={} {:.0} tokens/s",
+                event.t,
+                done_tokens / started.elapsed().as_secs_f64().max(1e-9)
+            ));
+            Ok(())
+        };
+        let result = job(&pipeline, batch, &mut noise, &mut on_step)?;
+        log.write_batch(&plan, first, &result)?;
+        first += result.images.len();
+        if plan.wants_contact_sheet() {
+            kept_images.extend(result.images);
+        }
+    }
     bar.finish_and_clear();
-    for warning in &result.warnings {
+    for warning in &log.warnings {
         eprintln!("warning: {warning}");
     }
-    let written = write_outputs(
-        &output.out,
-        &result,
-        &options,
-        &model_name,
-        output.contact_sheet,
-    )?;
-    for path in &written {
-        println!("wrote {}", path.display());
+    let columns = sampling
+        .num_images
+        .max((total as f64).sqrt().ceil() as usize);
+    if let Some(path) = plan.write_contact_sheet(&kept_images, columns)? {
+        log.written.push(path);
     }
-    let denoise = result.timings.denoise.as_secs_f64();
+    let mut sidecar = log.sidecar(&options, &record);
+    sidecar["batch_size"] = sampling.batch_size.min(total).into();
+    let sidecar_path = plan.write_sidecar(&sidecar)?;
+    log.written.push(sidecar_path);
+    if log.written.len() <= 12 {
+        for path in &log.written {
+            println!("wrote {}", path.display());
+        }
+    } else {
+        println!(
+            "wrote {} files: {} … {}",
+            log.written.len(),
+            log.written[0].display(),
+            log.written[log.written.len() - 1].display()
+        );
+    }
+    let denoise = log.seconds[1];
     println!(
-        "load {:.2} s | text {:.2} s | denoise {:.2} s ({} model calls, {:.0} tokens/s) | decode {:.2} s",
+        "load {:.2} s | text {:.2} s | denoise {:.2} s ({} model calls{}, {:.0} tokens/s) | decode {:.2} s",
         load_time.as_secs_f64(),
-        result.timings.text.as_secs_f64(),
+        log.seconds[0],
         denoise,
-        result.model_calls,
-        tokens_per_call * result.model_calls as f64 / denoise.max(1e-9),
-        result.timings.decode.as_secs_f64()
+        log.model_calls,
+        if log.batches > 1 {
+            format!(" × {} batches", log.batches)
+        } else {
+            String::new()
+        },
+        tokens_per_image * total as f64 * log.model_calls as f64 / denoise.max(1e-9),
+        log.seconds[2]
     );
     Ok(())
 }
@@ -438,18 +556,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate(args),
         Command::Inpaint(args) => inpaint(args),
         Command::Vary(args) => vary(args),
-        Command::Check(args) => {
-            let (pipeline, _) = load(&args)?;
+        Command::Check(args) if args.weights => {
+            let (pipeline, _) = load(&args.model)?;
             println!(
-                "ok: {} (T = {}, {} tokens per image, {} null condition)",
+                "ok: {} (every weight read and finite; T = {}, {} tokens per image, {} null \
+                 condition)",
                 pipeline.files().root.display(),
-                discrete_diffusion::Transition::num_timesteps(pipeline.chain()),
+                pipeline.num_timesteps(),
                 pipeline.num_tokens(),
                 if pipeline.has_learned_null() {
                     "learned"
                 } else {
                     "empty-prompt"
                 }
+            );
+            Ok(())
+        }
+        Command::Check(args) => {
+            let (root, _, variant, _) = locate(&args.model)?;
+            let files = ModelFiles::locate(&root, variant)?;
+            let problems = check_consistency(&files);
+            anyhow::ensure!(
+                problems.is_empty(),
+                "{}: {}",
+                root.display(),
+                problems.join("; ")
+            );
+            println!(
+                "ok: {} (files and configs; --weights also reads every tensor)",
+                root.display()
             );
             Ok(())
         }
