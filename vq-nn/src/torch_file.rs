@@ -196,7 +196,10 @@ pub(crate) fn index(bytes: &[u8]) -> Result<BTreeMap<String, StoredTensor>, Stri
         .find(|e| e.name == format!("{root}/byteorder"))
     {
         let s = order.data_start as usize;
-        let text = bytes.get(s..s + order.size as usize).unwrap_or(b"");
+        let text = s
+            .checked_add(order.size as usize)
+            .and_then(|end| bytes.get(s..end))
+            .unwrap_or(b"");
         if text != b"little" {
             return Err(format!(
                 "byte order {:?} is not supported (only little-endian)",
@@ -205,7 +208,10 @@ pub(crate) fn index(bytes: &[u8]) -> Result<BTreeMap<String, StoredTensor>, Stri
         }
     }
     let start = pkl.data_start as usize;
-    let pickled = &bytes[start..start + pkl.size as usize];
+    let pickled = start
+        .checked_add(pkl.size as usize)
+        .and_then(|end| bytes.get(start..end))
+        .ok_or_else(|| format!("{}: its data runs past the end of the file", pkl.name))?;
     let obj = pickle::parse(pickled).map_err(|e| format!("{}: {e}", pkl.name))?;
     let archive = Archive {
         root,

@@ -63,12 +63,43 @@ fn bad_arguments_fail_with_a_message() {
         (vec!["--guidance-scale=-1"], "guidance"),
         (vec!["--steps", "0"], "step"),
         (vec!["--model", "/definitely/not/here"], "not"),
+        // Hardening regressions: each names the option at fault and says what to do.
+        (
+            vec!["--seed", "-1"],
+            "invalid value '-1' for '--seed <seed>': invalid digit",
+        ),
+        (
+            vec!["--sampler", "full", "--steps", "10"],
+            "--steps has no effect with the full sampler",
+        ),
+        (
+            vec!["--null", "empty-prompt"],
+            "--null has no effect without guidance",
+        ),
+        (
+            vec!["--unmask-per-call", "3"],
+            "--unmask-per-call has no effect with the diffusers sampler",
+        ),
+        (
+            vec!["--prior-weight", "2"],
+            "--prior-weight has no effect with the diffusers sampler",
+        ),
+        (
+            vec!["--revision", "v1"],
+            "--revision v1 has no effect on the embedded model",
+        ),
+        (vec!["--batch-size", "0"], "--batch-size must be at least 1"),
+        (vec!["--num-images", "9223372036854775808"], "overflows"),
+        (
+            vec!["--hub-timeout", "0"],
+            "--hub-timeout must be a positive",
+        ),
     ] {
         let output = vqd()
-            .args(["generate", "a blue square"])
-            .args(&args)
+            .args(["generate", "a blue square", "a red circle"])
             .arg("--out")
-            .arg(dir.join("x.png"))
+            .arg(dir.join("x"))
+            .args(&args)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
@@ -110,4 +141,93 @@ fn an_installed_binary_finds_the_embedded_model_from_anywhere() {
     let unpacked: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
     assert_eq!(unpacked.len(), 1, "one unpacked model folder");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn output_paths_are_refused_before_the_model_loads() {
+    let dir = scratch("outputs");
+    let file = dir.join("plain");
+    std::fs::write(&file, "x").unwrap();
+    for (out, expected) in [
+        (
+            dir.join("x.jpg"),
+            "unsupported extension .jpg; vqd writes png",
+        ),
+        (dir.join("two.png"), "names one png but 2 images"),
+        (file.join("under-a-file.png"), "plain"),
+    ] {
+        let output = vqd()
+            // A model that does not exist: the output error must come first.
+            .args([
+                "generate",
+                "a",
+                "--num-images",
+                "2",
+                "--model",
+                "/not/a/model",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        assert!(!output.status.success());
+        assert!(stderr.contains(expected), "{out:?}: {stderr}");
+        assert!(
+            !stderr.contains("/not/a/model"),
+            "{out:?}: model loaded first: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn batches_stream_to_disk_and_the_sidecar_records_them() {
+    let dir = scratch("batches");
+    let out = dir.join("many");
+    let output = vqd()
+        .args([
+            "generate",
+            "a red circle",
+            "--num-images",
+            "5",
+            "--batch-size",
+            "2",
+        ])
+        .args(["--sampler", "strided", "--steps", "3", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for i in 0..5 {
+        assert!(out.join(format!("{i:03}.png")).is_file());
+    }
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("generation.json")).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["batches"], 3);
+    assert_eq!(sidecar["batch_size"], 2);
+    assert_eq!(sidecar["options"]["steps"], 3);
+    assert!(sidecar["versions"]["vq-pipeline"].is_string());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_reads_configs_and_check_weights_reads_every_tensor() {
+    let plain = vqd().arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain.status.success() && stdout.contains("files and configs"),
+        "{stdout}"
+    );
+    let full = vqd().args(["check", "--weights"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&full.stdout);
+    assert!(
+        full.status.success() && stdout.contains("every weight read and finite"),
+        "{stdout}"
+    );
 }
