@@ -212,8 +212,14 @@ impl ClipTokenizer {
     /// Loads a serialized `tokenizers` file; the special tokens are (re-)registered as added
     /// special tokens, as transformers does when it wraps the file.
     pub fn from_tokenizer_json(path: &Path, special: SpecialTokens) -> Result<Self> {
-        let inner = Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let failed =
+            |e: &dyn std::fmt::Display| Error::Tokenizer(format!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| failed(&e))?;
+        // The JSON is checked here first: the `tokenizers` crate panics, instead of returning an
+        // error, on a syntax error inside some sections (its `decoder` reader; found by the
+        // `tokenizer_files` fuzz target).
+        serde_json::from_str::<serde_json::Value>(&text).map_err(|e| failed(&e))?;
+        let inner = text.parse::<Tokenizer>().map_err(|e| failed(&e))?;
         Self::finish(inner, special)
     }
 
