@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data).into_owned();
     let prompts = vec![text.clone(), String::new(), text];
     if let Ok(batch) = tokenizer().encode_batch(&prompts) {
-        let ids = batch.to_tensor(&candle_core::Device::Cpu).expect("ids tensor");
+        let ids = batch
+            .to_tensor(&candle_core::Device::Cpu)
+            .expect("ids tensor");
         assert_eq!(ids.dims(), [3, tokenizer().max_length()]);
     }
 });
