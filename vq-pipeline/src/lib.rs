@@ -41,6 +41,7 @@ mod null_embedding;
 mod options;
 mod output;
 mod pipeline;
+mod preview;
 
 pub use discrete_diffusion::Reimpose;
 pub use edit::{EditInput, EditRecord, box_mask, fit_image, fit_mask, regenerated_tokens};
@@ -63,6 +64,7 @@ pub use output::{
 pub use pipeline::{
     Generation, LoadOptions, MAX_BATCH_BYTES, Timings, VqDiffusionPipeline, check_consistency,
 };
+pub use preview::upscale_nearest;
 pub use vq_nn::Variant;
 
 /// The crate README's examples, compiled as doctests so they cannot rot.

@@ -231,3 +231,81 @@ fn check_reads_configs_and_check_weights_reads_every_tensor() {
         "{stdout}"
     );
 }
+
+#[test]
+fn animate_writes_the_unmasking_and_upscale_enlarges_every_image() {
+    let dir = scratch("animate");
+    let gif = dir.join("unmasking.gif");
+    let output = vqd()
+        .args([
+            "generate",
+            "a large red circle in the center",
+            "--num-images",
+            "2",
+        ])
+        .args([
+            "--sampler",
+            "strided",
+            "--steps",
+            "5",
+            "--upscale",
+            "3",
+            "--out",
+        ])
+        .arg(dir.join("images"))
+        .arg("--animate")
+        .arg(&gif)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let png = image::open(dir.join("images/000.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (96, 96));
+    let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(
+        std::fs::File::open(&gif).unwrap(),
+    ))
+    .unwrap();
+    let frames = image::AnimationDecoder::into_frames(frames)
+        .collect_frames()
+        .unwrap();
+    // One frame per model call and the result.
+    assert_eq!(frames.len(), 6);
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("images/generation.json")).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["upscale"], 3);
+    assert!(sidecar["images"].to_string().contains("unmasking.gif"));
+
+    // Only GIF, and only one batch.
+    for (args, expected) in [
+        (vec!["--animate", "x.mp4"], "name a .gif file"),
+        (
+            vec![
+                "--animate",
+                "x.gif",
+                "--num-images",
+                "20",
+                "--batch-size",
+                "4",
+            ],
+            "--animate shows one batch",
+        ),
+        (vec!["--upscale", "0"], "--upscale"),
+    ] {
+        let output = vqd()
+            .args(["generate", "a", "--out"])
+            .arg(dir.join("bad"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

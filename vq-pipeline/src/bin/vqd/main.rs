@@ -10,7 +10,10 @@
 //! Without `--model` it uses the embedded shape-world model (compiled into the binary from
 //! `models/shape-world/`, unpacked to the user's cache on first use).
 
-use std::path::PathBuf;
+#[cfg(feature = "serve")]
+mod serve;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -20,7 +23,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
     EditInput, Generation, GenerationOptions, HubOptions, LoadOptions, ModelFiles, ModelRecord,
     ModelSource, NullCondition, OutputPlan, RunLog, SamplerChoice, Variant, VqDiffusionPipeline,
-    box_mask, check_consistency, default_model_dir,
+    box_mask, check_consistency, contact_sheet, default_model_dir, upscale_nearest,
+    write_atomically,
 };
 
 #[derive(Parser)]
@@ -47,6 +51,38 @@ enum Command {
     /// Check a model folder or hub repository without generating: its files and configs
     /// (every problem is listed), and with --weights every tensor too.
     Check(CheckArgs),
+    /// A local web app (and JSON HTTP API) that generates and edits images, showing the tokens
+    /// unmask live.
+    #[cfg(feature = "serve")]
+    Serve(ServeArgs),
+}
+
+#[cfg(feature = "serve")]
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Address to bind (loopback by default: the server has no authentication).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0: any free port; the URL is printed).
+    #[arg(long, default_value_t = 7860)]
+    port: u16,
+    /// Jobs queued or running at once; more requests are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 8)]
+    max_queue: usize,
+    /// Jobs running at once (each uses every core; 1 is fastest on a small CPU).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Images per request.
+    #[arg(long, default_value_t = 16)]
+    max_images: usize,
+    /// Largest request body in MiB (edits carry their images).
+    #[arg(long, default_value_t = 8)]
+    max_body_mib: usize,
+    /// Serve images N times larger (nearest-neighbour).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    upscale: u32,
 }
 
 #[derive(Args)]
@@ -220,8 +256,16 @@ struct OutputArgs {
     #[arg(long, default_value = "vqd.png")]
     out: PathBuf,
     /// Also write a contact sheet of all images (folder output).
-    #[arg(allow_negative_numbers = true, long)]
+    #[arg(long)]
     contact_sheet: bool,
+    /// Also write the denoising as an animated GIF: one frame per model call (every image of
+    /// the batch side by side, masked tokens as a checkerboard), the result held at the end.
+    #[arg(long)]
+    animate: Option<PathBuf>,
+    /// Write every image (and the contact sheet and animation) N times larger, nearest-neighbour
+    /// (each pixel an N × N square).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    upscale: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -358,6 +402,13 @@ fn run_job(
             )
         })?;
     let plan = OutputPlan::new(&output.out, total, output.contact_sheet)?;
+    if let Some(path) = &output.animate {
+        check_animation_path(path)?;
+        anyhow::ensure!(
+            total <= sampling.batch_size,
+            "--animate shows one batch; raise --batch-size to {total} (or generate fewer images)"
+        );
+    }
     let start = Instant::now();
     let (pipeline, record) = load(model)?;
     let load_time = start.elapsed();
@@ -396,6 +447,8 @@ fn run_job(
         .progress_chars("=> "),
     );
     let mut noise = SeededNoise::new(sampling.seed);
+    let mut frames: Vec<image::RgbImage> = Vec::new();
+    let mut frame_error = None;
     let mut log = RunLog::default();
     let mut kept_images = Vec::new();
     let mut first = 0;
@@ -420,9 +473,36 @@ fn run_job(
                 event.t,
                 done_tokens / started.elapsed().as_secs_f64().max(1e-9)
             ));
+            if output.animate.is_some() {
+                match pipeline.decode_preview(event.tokens) {
+                    Ok(images) => frames.push(animation_frame(
+                        &images,
+                        sampling.num_images,
+                        output.upscale,
+                    )),
+                    Err(e) => frame_error = Some(e),
+                }
+            }
             Ok(())
         };
-        let result = job(&pipeline, batch, &mut noise, &mut on_step)?;
+        let mut result = job(&pipeline, batch, &mut noise, &mut on_step)?;
+        if let Some(e) = frame_error.take() {
+            return Err(e.into());
+        }
+        if output.animate.is_some() {
+            frames.push(animation_frame(
+                &result.images,
+                sampling.num_images,
+                output.upscale,
+            ));
+        }
+        if output.upscale > 1 {
+            result.images = result
+                .images
+                .iter()
+                .map(|img| upscale_nearest(img, output.upscale))
+                .collect();
+        }
         log.write_batch(&plan, first, &result)?;
         first += result.images.len();
         if plan.wants_contact_sheet() {
@@ -439,8 +519,13 @@ fn run_job(
     if let Some(path) = plan.write_contact_sheet(&kept_images, columns)? {
         log.written.push(path);
     }
+    if let Some(path) = &output.animate {
+        write_animation(path, &frames)?;
+        log.written.push(path.clone());
+    }
     let mut sidecar = log.sidecar(&options, &record);
     sidecar["batch_size"] = sampling.batch_size.min(total).into();
+    sidecar["upscale"] = output.upscale.into();
     let sidecar_path = plan.write_sidecar(&sidecar)?;
     log.written.push(sidecar_path);
     if log.written.len() <= 12 {
@@ -470,6 +555,57 @@ fn run_job(
         tokens_per_image * total as f64 * log.model_calls as f64 / denoise.max(1e-9),
         log.seconds[2]
     );
+    Ok(())
+}
+
+/// `--animate` must name a `.gif` in a folder that exists or can be made.
+fn check_animation_path(path: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        path.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gif")),
+        "--animate {}: the animation is written as GIF; name a .gif file",
+        path.display()
+    );
+    anyhow::ensure!(!path.is_dir(), "--animate {} is a folder", path.display());
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("--animate {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One animation frame: the batch's images side by side (`columns` per row), upscaled.
+fn animation_frame(images: &[image::RgbImage], columns: usize, upscale: u32) -> image::RgbImage {
+    let sheet = if images.len() == 1 {
+        images[0].clone()
+    } else {
+        contact_sheet(
+            images,
+            columns.max((images.len() as f64).sqrt().ceil() as usize),
+        )
+    };
+    upscale_nearest(&sheet, upscale)
+}
+
+/// Writes `frames` as a looping GIF (80 ms a frame, the last held 2 s), atomically.
+fn write_animation(path: &Path, frames: &[image::RgbImage]) -> anyhow::Result<()> {
+    use image::codecs::gif::{GifEncoder, Repeat};
+    let mut bytes = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut bytes, 10);
+        encoder.set_repeat(Repeat::Infinite)?;
+        for (i, frame) in frames.iter().enumerate() {
+            let delay = if i + 1 == frames.len() { 2000 } else { 80 };
+            let rgba = image::DynamicImage::ImageRgb8(frame.clone()).to_rgba8();
+            encoder.encode_frame(image::Frame::from_parts(
+                rgba,
+                0,
+                0,
+                image::Delay::from_numer_denom_ms(delay, 1),
+            ))?;
+        }
+    }
+    write_atomically(path, &bytes)?;
     Ok(())
 }
 
@@ -556,6 +692,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate(args),
         Command::Inpaint(args) => inpaint(args),
         Command::Vary(args) => vary(args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => {
+            let (pipeline, record) = load(&args.model)?;
+            serve::serve(
+                pipeline,
+                record,
+                &args.host,
+                args.port,
+                serve::Limits {
+                    max_queue: args.max_queue,
+                    concurrency: args.concurrency,
+                    max_images: args.max_images,
+                    max_body: args.max_body_mib << 20,
+                },
+                args.upscale,
+            )
+        }
         Command::Check(args) if args.weights => {
             let (pipeline, _) = load(&args.model)?;
             println!(
