@@ -86,8 +86,14 @@ fn mistyped_local_folders_are_not_taken_for_repo_ids() {
     let err = ModelSource::parse(typo.to_str().unwrap(), "main").unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, Error::ModelNotFound { .. }));
+    assert!(message.contains("no such folder"), "{message}");
+    // A typo that also reads as a repo id says how to mean the hub (tests run in the crate
+    // folder, where `src` exists).
+    let message = ModelSource::parse("src/shape-wrld", "main")
+        .unwrap_err()
+        .to_string();
     assert!(
-        message.contains("no such folder") && message.contains("hub:"),
+        message.contains("no such folder") && message.contains("hub:src/shape-wrld"),
         "{message}"
     );
     // `hub:` forces the hub reading.

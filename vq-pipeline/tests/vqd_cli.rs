@@ -15,6 +15,22 @@ fn vqd() -> Command {
     command
 }
 
+/// Runs `command`, asserting it succeeds.
+fn run_ok(command: &mut Command) -> std::process::Output {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "vqd failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A JSON file's content.
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vqd-cli-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -185,30 +201,23 @@ fn output_paths_are_refused_before_the_model_loads() {
 fn batches_stream_to_disk_and_the_sidecar_records_them() {
     let dir = scratch("batches");
     let out = dir.join("many");
-    let output = vqd()
-        .args([
-            "generate",
-            "a red circle",
-            "--num-images",
-            "5",
-            "--batch-size",
-            "2",
-        ])
-        .args(["--sampler", "strided", "--steps", "3", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        vqd()
+            .args([
+                "generate",
+                "a red circle",
+                "--num-images",
+                "5",
+                "--batch-size",
+                "2",
+            ])
+            .args(["--sampler", "strided", "--steps", "3", "--out"])
+            .arg(&out),
     );
     for i in 0..5 {
         assert!(out.join(format!("{i:03}.png")).is_file());
     }
-    let sidecar: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("generation.json")).unwrap())
-            .unwrap();
+    let sidecar = read_json(&out.join("generation.json"));
     assert_eq!(sidecar["batches"], 3);
     assert_eq!(sidecar["batch_size"], 2);
     assert_eq!(sidecar["options"]["steps"], 3);
@@ -236,31 +245,26 @@ fn check_reads_configs_and_check_weights_reads_every_tensor() {
 fn animate_writes_the_unmasking_and_upscale_enlarges_every_image() {
     let dir = scratch("animate");
     let gif = dir.join("unmasking.gif");
-    let output = vqd()
-        .args([
-            "generate",
-            "a large red circle in the center",
-            "--num-images",
-            "2",
-        ])
-        .args([
-            "--sampler",
-            "strided",
-            "--steps",
-            "5",
-            "--upscale",
-            "3",
-            "--out",
-        ])
-        .arg(dir.join("images"))
-        .arg("--animate")
-        .arg(&gif)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        vqd()
+            .args([
+                "generate",
+                "a large red circle in the center",
+                "--num-images",
+                "2",
+            ])
+            .args([
+                "--sampler",
+                "strided",
+                "--steps",
+                "5",
+                "--upscale",
+                "3",
+                "--out",
+            ])
+            .arg(dir.join("images"))
+            .arg("--animate")
+            .arg(&gif),
     );
     let png = image::open(dir.join("images/000.png")).unwrap();
     assert_eq!((png.width(), png.height()), (96, 96));
