@@ -16,16 +16,16 @@ use rand::Rng;
 
 use super::model::{ArConfig, ArTransformer};
 use crate::embedded::EmbeddedConfig;
-use crate::embedded::atomic_file::save_tensors_atomic;
 use crate::embedded::denoiser_training::{repository_tokenizer_dir, step_rng};
-use crate::embedded::grad_clip::clip_grad_norm;
 use crate::embedded::joint_model::condition_with_null;
-use crate::embedded::lr_schedule::LrSchedule;
 use crate::embedded::optimiser_groups::OptimiserGroups;
 use crate::embedded::progress::{CsvLog, say, stage_bar};
 use crate::embedded::seeded_init::{embedded_init_rule, seeded_init};
 use crate::embedded::token_cache::TokenizedData;
 use crate::embedded::training_captions::training_caption;
+use vq_train::LrSchedule;
+use vq_train::clip_grad_norm;
+use vq_train::save_tensors_atomic;
 
 const STEP_KEY: &str = "training.step";
 
@@ -208,7 +208,7 @@ impl ArTrainer {
             STEP_KEY.into(),
             Tensor::new(&[self.step as u32], &Device::Cpu)?,
         );
-        save_tensors_atomic(path, &tensors)
+        Ok(save_tensors_atomic(path, &tensors)?)
     }
 
     /// Trains to the recipe's step count with a progress bar, a CSV log and periodic checkpoints.

@@ -25,15 +25,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::atomic_file::save_tensors_atomic;
 use super::config::EmbeddedConfig;
-use super::grad_clip::clip_grad_norm;
 use super::joint_model::JointModel;
-use super::lr_schedule::LrSchedule;
 use super::optimiser_groups::OptimiserGroups;
 use super::progress::{CsvLog, say, stage_bar};
 use super::token_cache::TokenizedData;
 use super::training_captions::training_caption;
+use vq_train::LrSchedule;
+use vq_train::clip_grad_norm;
+use vq_train::save_tensors_atomic;
 
 /// Checkpoint key of the JSON state.
 const STATE_KEY: &str = "training.state_json";
@@ -240,7 +240,7 @@ impl DenoiserTrainer {
             STATE_KEY.to_string(),
             Tensor::from_vec(json, len, &Device::Cpu)?,
         );
-        save_tensors_atomic(path, &tensors)
+        Ok(save_tensors_atomic(path, &tensors)?)
     }
 
     /// Trains until the configured step count (or `max_steps` more steps in this session),

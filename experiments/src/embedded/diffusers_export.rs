@@ -11,10 +11,10 @@ use candle_core::DType;
 use serde_json::{Value, json};
 use vq_pipeline::{GENERATION_CONFIG, GenerationDefaults};
 
-use super::atomic_file::{save_tensors_atomic, write_atomic, write_json_atomic};
 use super::config::EmbeddedConfig;
 use super::denoiser_training::repository_tokenizer_dir;
 use super::joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX};
+use vq_train::{save_tensors_atomic, write_atomic, write_json_atomic};
 
 /// The four slow-tokenizer files copied into `tokenizer/`.
 pub const TOKENIZER_FILES: [&str; 4] = [

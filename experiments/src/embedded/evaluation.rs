@@ -17,9 +17,9 @@ use shape_world::{
 use vq_codebook::VqModel;
 use vq_pipeline::{LoadOptions, VqDiffusionPipeline};
 
-use super::atomic_file::{write_atomic, write_json_atomic};
 use super::vq_stage::reconstruct;
 use crate::sampler_study::generate_set;
+use vq_train::{write_atomic, write_json_atomic};
 
 /// How much to evaluate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,10 +172,10 @@ pub fn write_samples(
         })
         .collect();
     vq_pipeline::contact_sheet(&big, 8).save(dir.join(format!("{name}.png")))?;
-    write_atomic(
+    Ok(write_atomic(
         &dir.join(format!("{name}.txt")),
         (prompts[..n].join("\n") + "\n").as_bytes(),
-    )
+    )?)
 }
 
 /// Runs every evaluation on the pipeline folder `model_dir`; with `samples` set, contact sheets

@@ -5,15 +5,12 @@
 //! (text encoder + denoiser + learned null embedding, jointly) → [`diffusers_export`] →
 //! [`model_card`]; [`evaluation`] scores an exported model with the oracle.
 
-pub mod atomic_file;
 pub mod caption_probe;
 pub mod config;
 pub mod denoiser_training;
 pub mod diffusers_export;
 pub mod evaluation;
-pub mod grad_clip;
 pub mod joint_model;
-pub mod lr_schedule;
 pub mod model_card;
 pub mod optimiser_groups;
 pub mod progress;

@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::atomic_file::write_atomic;
 use super::diffusers_export::RECOMMENDED_GENERATION;
 use super::evaluation::{EvalReport, report_rows};
 use super::run::TrainingReport;
+use vq_train::write_atomic;
 
 /// Writes `README.md` into the exported folder `out`.
 pub fn write_model_card(
@@ -166,5 +166,5 @@ pub fn write_model_card(
             100.0 * report.smoke_single_all_correct
         )?,
     }
-    write_atomic(&out.join("README.md"), s.as_bytes())
+    Ok(write_atomic(&out.join("README.md"), s.as_bytes())?)
 }

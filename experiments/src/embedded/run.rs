@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use shape_world::World;
 use vq_codebook::VqModel;
 
-use super::atomic_file::write_json_atomic;
 use super::config::EmbeddedConfig;
 use super::denoiser_training::DenoiserTrainer;
 use super::diffusers_export::{export_pipeline, folder_size};
@@ -20,6 +19,7 @@ use super::progress::CsvLog;
 use super::text_pretraining::initial_text_encoder;
 use super::token_cache::load_or_encode;
 use super::vq_stage::{VqReport, run_vq_stage, vq_export_dir};
+use vq_train::write_json_atomic;
 
 /// What a (completed) run produced.
 #[derive(Debug, Clone, Serialize, Deserialize)]

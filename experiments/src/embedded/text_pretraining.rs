@@ -24,13 +24,13 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use shape_world::{Colour, ObjectSpec, Relation, Scene, SceneSpec, Shape, Size};
 
-use super::atomic_file::save_tensors_atomic;
 use super::config::EmbeddedConfig;
 use super::denoiser_training::{repository_tokenizer_dir, step_rng};
 use super::joint_model::{JointModel, TEXT_PREFIX};
 use super::progress::{say, stage_bar};
 use super::training_captions::training_spec;
 use crate::variant_study::json_hash;
+use vq_train::save_tensors_atomic;
 
 /// Settings of the stage (0 steps: skip it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

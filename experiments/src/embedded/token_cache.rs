@@ -9,8 +9,8 @@ use candle_core::{DType, Device, Tensor};
 use shape_world::{Scene, Split, World, images_to_tensor};
 use vq_codebook::VqModel;
 
-use super::atomic_file::save_tensors_atomic;
 use super::progress::{say, stage_bar};
+use vq_train::save_tensors_atomic;
 
 /// Token grids and scenes of the training examples.
 pub struct TokenizedData {

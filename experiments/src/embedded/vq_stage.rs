@@ -12,9 +12,9 @@ use shape_world::{SceneSpec, Split, World, analyse, images_to_tensor, judge};
 use vq_codebook::checkpoint_path;
 use vq_codebook::{TrainConfig, Trainer, VqModel, evaluate, tensor_to_images};
 
-use super::atomic_file::write_json_atomic;
 use super::config::EmbeddedConfig;
 use super::progress::{CsvLog, say, stage_bar};
+use vq_train::write_json_atomic;
 
 /// What the VQ-VAE stage measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]

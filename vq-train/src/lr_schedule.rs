@@ -1,6 +1,6 @@
-//! The learning-rate schedule of the joint training: linear warm-up, cosine decay to a floor,
-//! and a linear re-warm-up after every resume (the resumed AdamW starts with fresh moments, whose
-//! first bias-corrected steps are sign-like and large).
+//! Learning-rate schedules: linear warm-up, cosine decay to a floor, and an optional linear
+//! re-warm-up after a resume (for optimisers that restart with fresh moments; with
+//! [`crate::AdamW`'s saved moments a resume is exact and needs none).
 
 use serde::{Deserialize, Serialize};
 
