@@ -29,6 +29,9 @@ pub enum Error {
     /// A setting is out of range.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    /// The diffusion objective or chain failed.
+    #[error(transparent)]
+    Diffusion(#[from] discrete_diffusion::Error),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -8,7 +8,10 @@
 //! * crash-safe writes ([`write_atomic`], [`save_tensors_atomic`], [`write_json_atomic`]);
 //! * [`ImageFolder`]: captioned images as `metadata.jsonl` (Hugging Face ImageFolder) or
 //!   same-name `.txt` files, with a stable validation split and [`fit_image`];
-//! * [`Rank`]: data-parallel sharding and per-rank seeds from `RANK` / `WORLD_SIZE`.
+//! * [`Rank`]: data-parallel sharding and per-rank seeds from `RANK` / `WORLD_SIZE`;
+//! * [`JointModel`] (text encoder + denoiser + learned null on one `VarMap`, fresh or from an
+//!   existing model's weights) and [`DenoiserTrainer`] (the VQ-Diffusion objective, caption
+//!   dropout, importance-sampled timesteps, exact resume from a checkpoint folder).
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -40,19 +43,23 @@ pub struct ReadmeDoctests;
 
 mod adamw;
 mod atomic_file;
+mod denoiser_trainer;
 mod ema;
 mod error;
 mod grad_clip;
 mod image_folder;
+mod joint_model;
 mod lr_schedule;
 mod sharding;
 
 pub use adamw::{AdamW, ParamsAdamW};
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
+pub use denoiser_trainer::{DenoiserTrainer, DenoiserTrainingConfig, StepLog, TokenData};
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use grad_clip::clip_grad_norm;
 pub use image_folder::{BadData, CaptionedImage, ImageFolder, fit_image};
+pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX};
 pub use lr_schedule::LrSchedule;
 pub use sharding::Rank;
 
