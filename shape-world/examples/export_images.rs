@@ -1,5 +1,7 @@
 //! Writes examples of a split as PNG files plus `captions.jsonl` (file, caption, scene), e.g. to
-//! train a VQ-VAE on the world with `vq-codebook`'s `train_vqvae --images DIR`.
+//! train a VQ-VAE on the world with `vq-codebook`'s `train_vqvae --images DIR`, and
+//! `metadata.jsonl` (Hugging Face ImageFolder's `file_name` / `text`), the layout `vqd train
+//! --data DIR` reads.
 //!
 //! `cargo run --release -p shape-world --example export_images -- train 2000 /tmp/shape-world/train`
 
@@ -22,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let world = World::default();
     let mut captions = std::fs::File::create(dir.join("captions.jsonl"))?;
+    let mut metadata = std::fs::File::create(dir.join("metadata.jsonl"))?;
     for i in 0..count {
         let example = world.example(split, i);
         let file = format!("{i:06}.png");
@@ -29,6 +32,8 @@ fn main() -> anyhow::Result<()> {
         let line =
             serde_json::json!({ "file": file, "caption": example.caption, "scene": example.scene });
         writeln!(captions, "{line}")?;
+        let line = serde_json::json!({ "file_name": file, "text": example.caption });
+        writeln!(metadata, "{line}")?;
     }
     println!("wrote {count} images to {}", dir.display());
     Ok(())

@@ -348,11 +348,17 @@ impl DenoiserTrainer {
             path: state_path.clone(),
             reason: e.to_string(),
         })?;
-        if state.config != self.config {
+        // Every setting but the length must agree (a run may be extended: the cosine then
+        // stretches to the new length from the step reached).
+        let same = DenoiserTrainingConfig {
+            steps: self.config.steps,
+            ..state.config.clone()
+        };
+        if same != self.config {
             return Err(Error::Data {
                 path: state_path,
                 reason: "the checkpoint was written with other settings; resume with the same \
-                         configuration or start a new run folder"
+                         configuration (only `steps` may change) or start a new run folder"
                     .into(),
             });
         }

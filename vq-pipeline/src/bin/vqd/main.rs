@@ -12,6 +12,7 @@
 
 #[cfg(feature = "serve")]
 mod serve;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ enum Command {
     /// Check a model folder or hub repository without generating: its files and configs
     /// (every problem is listed), and with --weights every tensor too.
     Check(CheckArgs),
+    /// Fine-tune a model on a folder of captioned images (resumable; exports a model folder).
+    Train(train::TrainArgs),
     /// A local web app (and JSON HTTP API) that generates and edits images, showing the tokens
     /// unmask live.
     #[cfg(feature = "serve")]
@@ -692,6 +695,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate(args),
         Command::Inpaint(args) => inpaint(args),
         Command::Vary(args) => vary(args),
+        Command::Train(args) => train::train(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => {
             let (pipeline, record) = load(&args.model)?;
