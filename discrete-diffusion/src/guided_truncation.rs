@@ -187,7 +187,13 @@ fn keep_top_k(buf: &mut [f32], j: usize, k: usize, top: usize, column: &mut Vec<
 }
 
 fn keep_top_r(buf: &mut [f32], j: usize, k: usize, r: f32, max: f32, column: &mut Vec<(f32, u32)>) {
-    let mut delta = 8.0f32;
+    // The classes below `max − δ` hold at most `K·e^(−δ)` of the mass, so the candidates can
+    // reach `r` only once that is under `1 − r` (plus the f32 rounding of the cumulative): start
+    // there rather than at 8 and doubling. Near r = 1 (the embedded model's default, where the
+    // cut falls in the far tail) this is one sort instead of three; the loop below is what makes
+    // the kept set exact, whatever δ it starts from.
+    let slack = (1.0 - f64::from(r)).max(0.0) + f64::from(f32::EPSILON) / 4.0;
+    let mut delta = ((k as f64).ln() - slack.ln()).max(8.0) as f32;
     loop {
         let threshold = if delta.is_finite() {
             max - delta
