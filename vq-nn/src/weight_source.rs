@@ -155,8 +155,13 @@ impl Backend {
                 found: info.shape,
             });
         }
-        file.check_finite(&key)?;
-        let t = file.tensor(&key, dev)?.to_dtype(dtype)?;
+        let stored = file.tensor(&key, dev)?;
+        // The scan runs on the loaded copy where it is in host memory (the file's pages were
+        // faulted in once for the copy and dropped after it); on an accelerator, on the file.
+        if !stored_is_finite(&stored)? {
+            file.check_finite(&key)?;
+        }
+        let t = stored.to_dtype(dtype)?;
         self.0
             .used
             .lock()
@@ -164,6 +169,34 @@ impl Backend {
             .insert(key);
         Ok(t)
     }
+}
+
+/// Whether every value of a floating-point CPU tensor is finite (`false` also when the tensor is
+/// elsewhere: the caller then checks the file, which names the first bad value). A value is
+/// non-finite when its exponent bits are all ones; counting those is one vectorised pass.
+fn stored_is_finite(t: &Tensor) -> Result<bool> {
+    fn clean<T>(v: &[T], bits: impl Fn(&T) -> u32, exponent: u32) -> bool {
+        v.iter()
+            .map(|x| usize::from(bits(x) & exponent == exponent))
+            .sum::<usize>()
+            == 0
+    }
+    if !t.device().is_cpu() {
+        return Ok(false);
+    }
+    Ok(match t.dtype() {
+        DType::F32 => {
+            crate::host::with_slice::<f32, _>(t, |v| clean(v, |x| x.to_bits(), 0x7f80_0000))?
+        }
+        DType::F16 => crate::host::with_slice::<half::f16, _>(t, |v| {
+            clean(v, |x| u32::from(x.to_bits()), 0x7c00)
+        })?,
+        DType::BF16 => crate::host::with_slice::<half::bf16, _>(t, |v| {
+            clean(v, |x| u32::from(x.to_bits()), 0x7f80)
+        })?,
+        DType::F64 => crate::host::with_slice::<f64, _>(t, |v| v.iter().all(|x| x.is_finite()))?,
+        _ => true,
+    })
 }
 
 impl SimpleBackend for Backend {
