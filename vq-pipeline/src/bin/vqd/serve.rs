@@ -13,6 +13,7 @@
 //! | --- | --- |
 //! | `GET /` | the page (HTML, CSS and JS embedded in the binary, no network) |
 //! | `GET /api/health` | `{"status": "ok"}` |
+//! | `GET /api/openapi.json` | an OpenAPI 3.1 description of these routes |
 //! | `GET /api/model` | the loaded model, its recommended settings and the server's limits |
 //! | `POST /api/generate` | a job (body: [`JobRequest`]) → 202 `{id, status, events}` |
 //! | `GET /api/jobs/{id}` | the job's state; `images` and `sidecar` URLs when done |
@@ -520,6 +521,14 @@ async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
 }
 
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "ok"}))
 }
@@ -751,6 +760,7 @@ pub fn serve(
     let router = Router::new()
         .route("/", get(page))
         .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi))
         .route("/api/model", get(model))
         .route("/api/generate", post(generate))
         .route("/api/jobs/{id}", get(job_status))
