@@ -116,6 +116,7 @@ pub(crate) struct TokenEdit {
 }
 
 /// A loaded VQ-Diffusion pipeline.
+#[derive(Clone)]
 pub struct VqDiffusionPipeline {
     files: ModelFiles,
     generation_defaults: GenerationDefaults,
@@ -273,6 +274,37 @@ impl VqDiffusionPipeline {
             null_embedding,
             options,
             device,
+        })
+    }
+
+    /// This pipeline with other text encoder, denoiser and null embedding (of the same shapes):
+    /// e.g. the models of a training run, to sample from them while they train (they share
+    /// their variables, so the samples follow the training).
+    pub fn with_models(
+        &self,
+        text_encoder: ClipTextModel,
+        transformer: Transformer2DModel,
+        null_embedding: Option<Tensor>,
+    ) -> Result<Self> {
+        if transformer.config() != self.transformer.config() {
+            return Err(Error::InvalidOption(
+                "with_models: the denoiser's configuration differs from the loaded one".into(),
+            ));
+        }
+        if let (Some(new), Some(old)) = (&null_embedding, &self.null_embedding)
+            && new.dims() != old.dims()
+        {
+            return Err(Error::InvalidOption(format!(
+                "with_models: null embedding {:?}, the model's {:?}",
+                new.dims(),
+                old.dims()
+            )));
+        }
+        Ok(Self {
+            text_encoder,
+            transformer,
+            null_embedding,
+            ..self.clone()
         })
     }
 

@@ -76,7 +76,7 @@ fn train(data: &Path, out: &Path) -> Command {
             "--checkpoint-every",
             "3",
         ])
-        .args(["--validation", "0.25", "--seed", "5"]);
+        .args(["--validation", "0.25", "--seed", "5", "--sample-every", "6"]);
     c
 }
 

@@ -5,7 +5,8 @@
 //! hyper-parameter), `tokens.safetensors` (the images encoded once by the model's VQ-VAE; reused
 //! while the images, captions and VQ-VAE weights are unchanged), `checkpoint/` (weights, AdamW
 //! moments, EMA, sampler state: re-running the command continues exactly where it stopped, also
-//! after a kill), `loss.csv`, and at the end `model/` (a diffusers-layout folder `vqd generate
+//! after a kill), `loss.csv`, `samples/step-N.png` (the validation captions drawn by the model
+//! as it trains, every `--sample-every` steps), and at the end `model/` (a diffusers-layout folder `vqd generate
 //! --model` loads), `samples.png` (validation captions drawn by the trained model) and
 //! `report.json` (validation ELBO before and after, timings).
 
@@ -67,6 +68,10 @@ pub struct TrainArgs {
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     checkpoint_every: u64,
+    /// Steps between sample grids of the validation captions (`samples/step-N.png`; 0: only
+    /// the final `samples.png`).
+    #[arg(long, default_value_t = 500)]
+    sample_every: u64,
     /// Fraction of the images held out for validation.
     #[arg(long, default_value_t = 0.1)]
     validation: f64,
@@ -215,6 +220,23 @@ fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The images of `prompts` (seed 0, the model's recommended settings), four to a row.
+fn write_sample_grid(
+    pipeline: &VqDiffusionPipeline,
+    prompts: &[String],
+    path: &Path,
+) -> anyhow::Result<()> {
+    let options = pipeline.default_options(prompts.to_vec());
+    let generation = pipeline.generate(&options, &mut SeededNoise::new(0), |_| Ok(()))?;
+    let mut bytes = Vec::new();
+    contact_sheet(&generation.images, 4).write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    write_atomically(path, &bytes)?;
+    Ok(())
+}
+
 /// Validation bits per token (negative ELBO) of `pipeline` on `tokens` with `captions`.
 fn validation_bits(
     pipeline: &VqDiffusionPipeline,
@@ -309,6 +331,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         }
         eprintln!("resumed {} at step {}", args.out.display(), trainer.step());
     }
+    let val_prompts: Vec<String> = val_items
+        .iter()
+        .take(8)
+        .map(|i| i.caption.clone())
+        .collect();
     let bar = ProgressBar::new(config.steps).with_style(
         ProgressStyle::with_template(
             "{spinner} training [{bar:30}] {pos}/{len} {msg} ({per_sec}) eta {eta}",
@@ -330,6 +357,17 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if s.step % args.checkpoint_every.max(1) == 0 || s.step == config.steps {
             trainer.save_checkpoint(&checkpoint)?;
             write_atomically(&loss_csv, log.as_bytes())?;
+        }
+        if args.sample_every > 0 && s.step % args.sample_every == 0 && !val_prompts.is_empty() {
+            let m = trainer.model();
+            let current = pipeline.with_models(
+                m.text.clone(),
+                m.transformer.clone(),
+                m.null.as_ref().map(|v| v.as_tensor().clone()),
+            )?;
+            let path = args.out.join(format!("samples/step-{:06}.png", s.step));
+            std::fs::create_dir_all(args.out.join("samples"))?;
+            write_sample_grid(&current, &val_prompts, &path)?;
         }
     }
     bar.finish_and_clear();
@@ -378,15 +416,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             "before": validation_bits(&pipeline, &val_tokens, &val_captions)?,
             "after": validation_bits(&trained, &val_tokens, &val_captions)?,
         });
-        let prompts: Vec<String> = val_captions.iter().take(8).cloned().collect();
-        let options = trained.default_options(prompts);
-        let generation = trained.generate(&options, &mut SeededNoise::new(0), |_| Ok(()))?;
-        let mut sheet_bytes = Vec::new();
-        contact_sheet(&generation.images, 4).write_to(
-            &mut std::io::Cursor::new(&mut sheet_bytes),
-            image::ImageFormat::Png,
-        )?;
-        write_atomically(&args.out.join("samples.png"), &sheet_bytes)?;
+        write_sample_grid(&trained, &val_prompts, &args.out.join("samples.png"))?;
     }
     write_json_atomic(&args.out.join("report.json"), &report)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
