@@ -7,7 +7,7 @@ use std::path::Path;
 use image::RgbImage;
 use plotters::prelude::*;
 
-use crate::chart::register_font;
+use vq_train::register_font;
 
 /// Layout of a gallery.
 #[derive(Debug, Clone, Copy)]

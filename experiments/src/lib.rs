@@ -3,7 +3,6 @@
 //! and the results-folder conventions (every run records its settings next to its outputs).
 
 pub mod ar_baseline;
-mod chart;
 pub mod embedded;
 pub mod gallery;
 pub mod result_table;
@@ -11,10 +10,10 @@ pub mod sampler_study;
 mod schedule_plots;
 pub mod variant_study;
 
-pub use chart::{LineChart, Series};
 pub use schedule_plots::{
     coefficient_series, fate_series, mutual_information_series, plot_schedule,
 };
+pub use vq_train::{LineChart, Series};
 
 use std::path::Path;
 

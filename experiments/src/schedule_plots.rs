@@ -90,6 +90,6 @@ pub fn plot_schedule<T: Transition + ?Sized>(
     charts
         .iter()
         .zip(stems)
-        .map(|(c, s)| c.save(dir, &format!("{stem}_{s}")))
+        .map(|(c, s)| Ok(c.save(dir, &format!("{stem}_{s}"))?))
         .collect()
 }

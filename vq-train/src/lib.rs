@@ -43,6 +43,8 @@ pub struct ReadmeDoctests;
 
 mod adamw;
 mod atomic_file;
+#[cfg(feature = "charts")]
+mod chart;
 mod denoiser_trainer;
 mod ema;
 mod error;
@@ -54,6 +56,8 @@ mod sharding;
 
 pub use adamw::{AdamW, ParamsAdamW};
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
+#[cfg(feature = "charts")]
+pub use chart::{LineChart, Series, register_font};
 pub use denoiser_trainer::{DenoiserTrainer, DenoiserTrainingConfig, StepLog, TokenData};
 pub use ema::Ema;
 pub use error::{Error, Result};

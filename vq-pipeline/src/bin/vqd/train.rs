@@ -5,7 +5,8 @@
 //! hyper-parameter), `tokens.safetensors` (the images encoded once by the model's VQ-VAE; reused
 //! while the images, captions and VQ-VAE weights are unchanged), `checkpoint/` (weights, AdamW
 //! moments, EMA, sampler state: re-running the command continues exactly where it stopped, also
-//! after a kill), `loss.csv`, `samples/step-N.png` (the validation captions drawn by the model
+//! after a kill), `loss.csv` and `loss_curve.png` (updated at every checkpoint),
+//! `samples/step-N.png` (the validation captions drawn by the model
 //! as it trains, every `--sample-every` steps), and at the end `model/` (a diffusers-layout folder `vqd generate
 //! --model` loads), `samples.png` (validation captions drawn by the trained model) and
 //! `report.json` (validation ELBO before and after, timings).
@@ -21,8 +22,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use vq_pipeline::{LoadOptions, ModelFiles, VqDiffusionPipeline, contact_sheet, write_atomically};
 use vq_train::{
-    BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel, TokenData,
-    fit_image, write_json_atomic,
+    BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel, LineChart, Series,
+    TokenData, fit_image, write_json_atomic,
 };
 use vq_transformer::Transformer2DConfig;
 
@@ -220,6 +221,48 @@ fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The loss curve of the log so far: every step, and a moving average over 25.
+fn loss_chart(log: &str) -> LineChart {
+    let points: Vec<(f64, f64)> = log
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .filter(|&(_, y): &(f64, f64)| y.is_finite())
+        .collect();
+    let window = 25;
+    let average = points
+        .iter()
+        .enumerate()
+        .map(|(i, &(x, _))| {
+            let from = i.saturating_sub(window - 1);
+            let slice = &points[from..=i];
+            (
+                x,
+                slice.iter().map(|p| p.1).sum::<f64>() / slice.len() as f64,
+            )
+        })
+        .collect();
+    LineChart {
+        title: "vqd train: training loss".into(),
+        x_label: "step".into(),
+        y_label: "loss (VLB + auxiliary, nats per token)".into(),
+        series: vec![
+            Series {
+                label: "loss".into(),
+                points,
+            },
+            Series {
+                label: format!("mean of the last {window} steps"),
+                points: average,
+            },
+        ],
+        log_y: false,
+    }
+}
+
 /// The images of `prompts` (seed 0, the model's recommended settings), four to a row.
 fn write_sample_grid(
     pipeline: &VqDiffusionPipeline,
@@ -357,6 +400,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if s.step % args.checkpoint_every.max(1) == 0 || s.step == config.steps {
             trainer.save_checkpoint(&checkpoint)?;
             write_atomically(&loss_csv, log.as_bytes())?;
+            loss_chart(&log).save(&args.out, "loss_curve")?;
         }
         if args.sample_every > 0 && s.step % args.sample_every == 0 && !val_prompts.is_empty() {
             let m = trainer.model();

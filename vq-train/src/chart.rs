@@ -1,5 +1,6 @@
 //! Line charts written as PNG and SVG (plotters, with a vendored DejaVu Sans font so no system
-//! font library is needed) plus the CSV of the plotted data — the figure format of every study.
+//! font library is needed) plus the CSV of the plotted data: training curves (`vqd train`'s
+//! `loss.png`) and the figure format of every study in `experiments`. Feature `charts`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -7,10 +8,18 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use crate::error::io;
+use crate::{Error, Result, write_atomic};
+
+fn plot_error(e: impl std::fmt::Debug) -> Error {
+    Error::InvalidSetting(format!("chart: {e:?}"))
+}
+
 static FONT: Once = Once::new();
 const FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-pub(crate) fn register_font() {
+/// Registers the vendored font as plotters' `sans-serif` (once; for any plotters drawing).
+pub fn register_font() {
     FONT.call_once(|| {
         // Registration only fails for an unparsable font, which the vendored one is not.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT_BYTES);
@@ -76,12 +85,12 @@ impl LineChart {
         }
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> anyhow::Result<()>
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
         register_font();
-        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.fill(&WHITE).map_err(plot_error)?;
         let (xr, yr) = self.ranges();
         let mut builder = ChartBuilder::on(&root);
         builder
@@ -98,7 +107,7 @@ impl LineChart {
                     .y_desc(self.y_label.as_str())
                     .label_style(("sans-serif", 13))
                     .draw()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    .map_err(plot_error)?;
                 for (i, s) in self.series.iter().enumerate() {
                     let colour = PALETTE[i % PALETTE.len()];
                     let points: Vec<(f64, f64)> = s
@@ -110,10 +119,10 @@ impl LineChart {
                     // Markers too, so single-point series (a baseline) are visible.
                     chart
                         .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                        .map_err(plot_error)?;
                     chart
                         .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                        .map_err(plot_error)?
                         .label(s.label.as_str())
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
@@ -125,36 +134,41 @@ impl LineChart {
                     .border_style(BLACK)
                     .label_font(("sans-serif", 13))
                     .draw()
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                    .map_err(plot_error)?;
             }};
         }
         if self.log_y {
             body!(
                 builder
                     .build_cartesian_2d(xr, yr.log_scale())
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .map_err(plot_error)?
             );
         } else {
-            body!(
-                builder
-                    .build_cartesian_2d(xr, yr)
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
-            );
+            body!(builder.build_cartesian_2d(xr, yr).map_err(plot_error)?);
         }
-        root.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        root.present().map_err(plot_error)?;
         Ok(())
     }
 
     /// Writes `<dir>/<stem>.png`, `<stem>.svg` and `<stem>.csv`; returns the PNG path.
-    pub fn save(&self, dir: &Path, stem: &str) -> anyhow::Result<PathBuf> {
-        std::fs::create_dir_all(dir)?;
+    pub fn save(&self, dir: &Path, stem: &str) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
         let (w, h) = (900u32, 560u32);
         let mut buffer = vec![0u8; (w * h * 3) as usize];
         self.draw(BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area())?;
         let png = dir.join(format!("{stem}.png"));
-        image::RgbImage::from_raw(w, h, buffer)
-            .ok_or_else(|| anyhow::anyhow!("bitmap buffer has the wrong size"))?
-            .save(&png)?;
+        let image = image::RgbImage::from_raw(w, h, buffer).expect("the buffer is w × h × 3");
+        let mut bytes = Vec::new();
+        image
+            .write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| Error::Data {
+                path: png.clone(),
+                reason: e.to_string(),
+            })?;
+        write_atomic(&png, &bytes)?;
         self.draw(SVGBackend::new(&dir.join(format!("{stem}.svg")), (w, h)).into_drawing_area())?;
         let mut csv = String::from("series,x,y\n");
         for s in &self.series {
@@ -162,7 +176,7 @@ impl LineChart {
                 csv.push_str(&format!("{},{x},{y}\n", s.label.replace(',', ";")));
             }
         }
-        std::fs::write(dir.join(format!("{stem}.csv")), csv)?;
+        write_atomic(&dir.join(format!("{stem}.csv")), csv.as_bytes())?;
         Ok(png)
     }
 }
