@@ -296,11 +296,18 @@ fn validation_bits(
 
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    anyhow::ensure!(
+        matches!(args.model.dtype, crate::DTypeArg::F32),
+        "--dtype has no effect on vqd train: training keeps f32 weights (the export keeps each \
+         weight's stored dtype)"
+    );
+    let device = vq_nn::parse_device(&args.model.device)?;
     let (root, name, variant, _) = locate(&args.model)?;
     let pipeline = VqDiffusionPipeline::from_pretrained(
         &root,
         LoadOptions {
             variant,
+            device: device.clone(),
             ..LoadOptions::default()
         },
     )?;
@@ -339,7 +346,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     );
     let (train_tokens, train_captions) = index(&train_items)?;
     let data = TokenData {
-        tokens: train_tokens,
+        tokens: train_tokens.to_device(&device)?,
         captions: train_captions,
     };
 
@@ -349,7 +356,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         (&text, &files.text_encoder_weights),
         (&transformer, &files.transformer_weights),
         files.null_embedding.as_ref().map(|(_, w)| w.as_path()),
-        &Device::Cpu,
+        &device,
     )?;
     let schedule = VqDiffusionSchedule::from_file(&files.scheduler_config)?;
     let chain = MaskAndReplace::from_scheduler_config(&schedule)?;
@@ -440,7 +447,13 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         val_items.len()
     );
     write_atomically(&exported.join("README.md"), card.as_bytes())?;
-    let trained = VqDiffusionPipeline::from_pretrained(&exported, LoadOptions::default())?;
+    let trained = VqDiffusionPipeline::from_pretrained(
+        &exported,
+        LoadOptions {
+            device: device.clone(),
+            ..LoadOptions::default()
+        },
+    )?;
 
     let mut report = serde_json::json!({
         "data": args.data.display().to_string(),
