@@ -157,11 +157,12 @@ fn process_block(
         }
     }
     let mut column = Vec::with_capacity(k);
+    let mut keys = Vec::new();
     for (j, &m) in max.iter().enumerate().take(w) {
         match rule {
             Truncation::None => {}
             Truncation::TopK(top) => keep_top_k(buf, j, k, top, &mut column),
-            Truncation::TopR(r) => keep_top_r(buf, j, k, r, m, &mut column),
+            Truncation::TopR(r) => keep_top_r(buf, j, k, r, m, &mut keys),
         }
     }
     for v in buf[..k * WIDTH].iter_mut() {
@@ -186,7 +187,20 @@ fn keep_top_k(buf: &mut [f32], j: usize, k: usize, top: usize, column: &mut Vec<
     }
 }
 
-fn keep_top_r(buf: &mut [f32], j: usize, k: usize, r: f32, max: f32, column: &mut Vec<(f32, u32)>) {
+/// A sort key whose ascending order is descending probability, then ascending class: the
+/// order of [`order`], as one integer (the f32's bits mapped to a monotone u32 as `total_cmp`
+/// does, inverted, above the class index), so the candidates sort as plain `u64`s.
+fn descending_key(v: f32, class: u32) -> u64 {
+    let bits = v.to_bits();
+    let monotone = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(!monotone) << 32) | u64::from(class)
+}
+
+fn keep_top_r(buf: &mut [f32], j: usize, k: usize, r: f32, max: f32, keys: &mut Vec<u64>) {
     // The classes below `max − δ` hold at most `K·e^(−δ)` of the mass, so the candidates can
     // reach `r` only once that is under `1 − r` (plus the f32 rounding of the cumulative): start
     // there rather than at 8 and doubling. Near r = 1 (the embedded model's default, where the
@@ -200,17 +214,19 @@ fn keep_top_r(buf: &mut [f32], j: usize, k: usize, r: f32, max: f32, column: &mu
         } else {
             f32::NEG_INFINITY
         };
-        column.clear();
-        column.extend(
+        keys.clear();
+        keys.extend(
             (0..k)
                 .map(|i| (buf[i * WIDTH + j], i as u32))
-                .filter(|&(v, _)| v >= threshold || !delta.is_finite()),
+                .filter(|&(v, _)| v >= threshold || !delta.is_finite())
+                .map(|(v, i)| descending_key(v, i)),
         );
-        column.sort_unstable_by(order);
+        keys.sort_unstable();
         let mut acc = 0.0f64;
         let mut kept = None;
-        for (rank, &(v, _)) in column.iter().enumerate() {
-            acc += v.exp() as f64;
+        for (rank, &key) in keys.iter().enumerate() {
+            let class = (key & 0xffff_ffff) as usize;
+            acc += buf[class * WIDTH + j].exp() as f64;
             if (acc as f32) >= r {
                 kept = Some(rank + 1);
                 break;
@@ -221,8 +237,8 @@ fn keep_top_r(buf: &mut [f32], j: usize, k: usize, r: f32, max: f32, column: &mu
                 // Everything outside the kept prefix (candidates after it, and every class
                 // below the threshold) is dropped.
                 let mut keep = vec![false; k];
-                for &(_, i) in &column[..kept] {
-                    keep[i as usize] = true;
+                for &key in keys[..kept].iter() {
+                    keep[(key & 0xffff_ffff) as usize] = true;
                 }
                 for (i, &kept) in keep.iter().enumerate() {
                     if !kept {
@@ -234,7 +250,7 @@ fn keep_top_r(buf: &mut [f32], j: usize, k: usize, r: f32, max: f32, column: &mu
             // Every class is a candidate and the sum never reached r: keep all (as the
             // sorted reference does when the rounded cumulative stays below r).
             None if !delta.is_finite() => return,
-            None if column.len() == k => return,
+            None if keys.len() == k => return,
             None => {
                 delta = if delta >= 64.0 {
                     f32::INFINITY
