@@ -28,8 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -560,20 +559,37 @@ async fn model(State(app): State<Arc<App>>) -> axum::Json<serde_json::Value> {
     }))
 }
 
-async fn generate(
-    State(app): State<Arc<App>>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError {
-        status: e.status(),
-        message: format!(
-            "request body refused: {} (limit {} bytes)",
-            e.body_text(),
-            app.limits.max_body
-        ),
-        field: None,
-        retry_after: None,
-    })?;
+/// The request body, at most `limit` bytes. A longer one is answered 413 — after reading (and
+/// dropping) the rest of it up to a bound, so that the client, still sending, gets the answer
+/// instead of a broken connection.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let drain_cap = limit.saturating_mul(8).max(64 << 20);
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad(None, format!("request body: {e}")))?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if total > drain_cap {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("request body refused: larger than the limit of {limit} bytes"),
+            field: None,
+            retry_after: None,
+        });
+    }
+    Ok(kept)
+}
+
+async fn generate(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, app.limits.max_body).await?;
     let request: JobRequest = serde_json::from_slice(&body).map_err(|e| {
         let message = e.to_string();
         let field = message
@@ -769,7 +785,8 @@ pub fn serve(
         .route("/api/jobs/{id}/images/{index}", get(image))
         .route("/api/jobs/{id}/sidecar", get(sidecar))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limits.max_body))
+        // `generate` enforces --max-body-mib itself (read_body).
+        .layer(DefaultBodyLimit::disable())
         .with_state(app);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
