@@ -168,45 +168,33 @@ fn bad_data_is_named_or_skipped() {
         .unwrap();
     std::fs::write(data.join("red.txt"), "a large red square in the center").unwrap();
     std::fs::write(data.join("lonely.txt"), "a caption without its image").unwrap();
-    let output = vqd()
-        .args([
-            "train",
-            "--steps",
-            "1",
-            "--batch-size",
-            "1",
-            "--validation",
-            "0",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(scratch.path().join("run"))
-        .output()
-        .unwrap();
+    let one_step = |extra: &[&str]| {
+        vqd()
+            .args([
+                "train",
+                "--steps",
+                "1",
+                "--batch-size",
+                "1",
+                "--validation",
+                "0",
+            ])
+            .args(extra)
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(scratch.path().join("run"))
+            .output()
+            .unwrap()
+    };
+    let output = one_step(&[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
         stderr.contains("lonely.txt") && stderr.contains("without an image"),
         "{stderr}"
     );
-    let output = vqd()
-        .args([
-            "train",
-            "--steps",
-            "1",
-            "--batch-size",
-            "1",
-            "--validation",
-            "0",
-        ])
-        .arg("--skip-bad-data")
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(scratch.path().join("run"))
-        .output()
-        .unwrap();
+    let output = one_step(&["--skip-bad-data"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("skipped 1 bad item"), "{stderr}");
