@@ -262,7 +262,7 @@ fn resolve_hub(
     let Some(index) = index else {
         let how = format!(
             "download it where the Hub is reachable (e.g. `huggingface-cli download {repo_id} --revision {revision}`), \
-             then copy the cache folder {} here (or set HF_HOME), or pass --model /path/to/a/diffusers/folder",
+             then copy the cache folder {} here (or set HF_HOME), or pass --model DIR (a folder in the diffusers layout)",
             cache
                 .path()
                 .join(format!("models--{}", repo_id.replace('/', "--")))
