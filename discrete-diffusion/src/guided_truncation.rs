@@ -17,6 +17,7 @@ use std::cmp::Ordering;
 
 use crate::Truncation;
 use crate::fast_math;
+use crate::shared_out::SharedOut;
 
 /// Positions per column block.
 const WIDTH: usize = 16;
@@ -43,7 +44,7 @@ pub(crate) fn guided_truncated(
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
         .min(blocks.len().max(1));
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let out_ptr = SharedOut::new(&mut out);
     let run = |part: &[(usize, usize)]| {
         let mut buf = vec![0f32; k * WIDTH];
         for &(bi, n0) in part {
@@ -70,19 +71,6 @@ pub(crate) fn guided_truncated(
         });
     }
     out
-}
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the blocks write disjoint columns.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn at(&self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay in the buffer.
-        unsafe { self.0.add(offset) }
-    }
 }
 
 #[inline(always)]

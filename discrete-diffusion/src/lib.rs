@@ -58,6 +58,7 @@ mod posterior;
 mod posterior_kernel;
 mod purity;
 mod sampler;
+mod shared_out;
 mod tables;
 mod template_world;
 mod timestep_plan;

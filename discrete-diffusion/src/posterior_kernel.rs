@@ -17,6 +17,7 @@ use candle_core::{DType, Tensor};
 
 use crate::coefficients::log_add_exp_f32;
 use crate::fast_math;
+use crate::shared_out::SharedOut;
 use crate::{Coefficients, LOG_EPS, Result, Timesteps, Transition};
 
 /// Per-row scalars of the kernel.
@@ -87,7 +88,7 @@ pub(crate) fn q_posterior_cpu<T: Transition + ?Sized>(
         .filter(|(_, n0, n1)| n0 < n1)
         .collect();
     let mut out = vec![0f32; b * states * n];
-    let dst = OutPtr(out.as_mut_ptr());
+    let dst = SharedOut::new(&mut out);
     crate::host::with_f32(&log_p_x0.to_dtype(DType::F32)?, |lp| {
         let run = |tasks: &[(usize, usize, usize)]| {
             for &(bi, n0, n1) in tasks {
@@ -111,26 +112,20 @@ pub(crate) fn q_posterior_cpu<T: Transition + ?Sized>(
     Ok(Tensor::from_vec(out, (b, states, n), log_p_x0.device())?)
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint columns of the output.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
 /// Rows of one task's output block: row `i`, column `j` of the block is at `start + i·stride + j`.
 #[derive(Clone, Copy)]
 pub(crate) struct OutRows {
-    ptr: OutPtr,
+    ptr: SharedOut,
     stride: usize,
 }
 
 impl OutRows {
     /// # Safety
     /// The block's elements must be valid for writes and owned by the caller.
-    unsafe fn new(ptr: OutPtr, start: usize, stride: usize) -> Self {
+    unsafe fn new(ptr: SharedOut, start: usize, stride: usize) -> Self {
         // SAFETY: per the contract.
         Self {
-            ptr: OutPtr(unsafe { ptr.0.add(start) }),
+            ptr: ptr.offset(start),
             stride,
         }
     }
@@ -139,7 +134,7 @@ impl OutRows {
     #[allow(clippy::mut_from_ref)]
     fn row(&self, i: usize, width: usize) -> &mut [f32] {
         // SAFETY: per the constructor's contract; each row is taken once at a time.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.0.add(i * self.stride), width) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.at(i * self.stride), width) }
     }
 }
 

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::functional::{cast, softmax_last_dim};
 use crate::gemm::{MatMut, MatRef, Threads, gemm_bf16, native_bf16, sgemm};
 use crate::host::{no_grad, on_cpu, tensor, with_rows, with_slice};
+use crate::shared_out::SharedOut;
 use crate::{Error, Result, simd};
 
 /// Precision of the attention products on the fused CPU path.
@@ -114,20 +115,6 @@ fn composite(
     Ok(o.transpose(1, 2)?.reshape((b, n, c))?)
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint blocks of the output (see `fused_attention`).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The element at `offset` (taking `self` whole, so closures capture the `Sync` wrapper).
-    fn at(&self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the output buffer.
-        unsafe { self.0.add(offset) }
-    }
-}
-
 fn fused_attention(
     q: &Tensor,
     k: &Tensor,
@@ -147,7 +134,7 @@ fn fused_attention(
     // SAFETY: the tasks cover every (row, head) block of the output, and write it before any
     // read (the P·V products overwrite, `normalise_rows` then scales what they wrote).
     let mut out: Vec<f32> = unsafe { crate::host::uninit_vec(b * n * c) };
-    let ptr = OutPtr(out.as_mut_ptr());
+    let ptr = SharedOut::new(&mut out);
     let blocks = n.div_ceil(BLOCK);
     let tasks: Vec<(usize, usize, usize)> = (0..b)
         .flat_map(|bi| (0..heads).flat_map(move |h| (0..blocks).map(move |qb| (bi, h, qb))))

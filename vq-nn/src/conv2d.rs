@@ -26,6 +26,7 @@ use crate::functional::cast;
 use crate::gemm::{MatMut, MatRef, Threads, sgemm};
 use crate::group_norm::{GroupNorm, NormStats};
 use crate::host::{no_grad, on_cpu, tensor, uninit_vec, with_slice};
+use crate::shared_out::SharedOut;
 use crate::{Result, simd, winograd};
 
 /// A 2-D convolution.
@@ -353,7 +354,7 @@ impl Conv2d {
         let rows_per_tile = (TILE / ow.max(1)).clamp(1, oh.max(1));
         let tiles = oh.div_ceil(rows_per_tile);
         let patch = k * k * ci;
-        let out_b = OutPtr(out.as_mut_ptr());
+        let out_b = SharedOut::new(out);
         let run_tile = |t: usize, cols: &mut Vec<f32>, threads: Threads| {
             let y0 = t * rows_per_tile;
             let rows = rows_per_tile.min(oh - y0);
@@ -403,19 +404,6 @@ impl Conv2d {
 fn unsafe_uninit(n: usize) -> Vec<f32> {
     // SAFETY: see above; the callers write every element before reading.
     unsafe { uninit_vec(n) }
-}
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tiles write disjoint columns of the output planes.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn at(&self, offset: usize) -> *mut f32 {
-        // SAFETY: callers stay inside the sample's output.
-        unsafe { self.0.add(offset) }
-    }
 }
 
 impl Module for Conv2d {

@@ -54,6 +54,7 @@ mod layer_norm;
 mod linear;
 mod ops;
 mod pickle;
+mod shared_out;
 mod simd;
 mod stored_tensor;
 mod torch_file;

@@ -28,6 +28,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{MatMut, MatRef, Threads, sgemm};
+use crate::shared_out::SharedOut;
 use crate::simd::dispatch;
 
 /// Floats of transformed input and output (`16·(C_in + C_out)·tiles`) a block aims at: about
@@ -140,23 +141,6 @@ pub(crate) fn fill_padded_row(dst: &mut [f32], row: &[f32], g: &Geometry, up: us
     }
 }
 
-#[derive(Clone, Copy)]
-pub(crate) struct Ptr(*mut f32);
-// SAFETY: every user writes disjoint elements (documented at each use).
-unsafe impl Send for Ptr {}
-unsafe impl Sync for Ptr {}
-
-impl Ptr {
-    /// `self + n` (a method, so that closures capture the `Sync` wrapper, not the pointer).
-    ///
-    /// # Safety
-    /// As `pointer::add`.
-    unsafe fn add(self, n: usize) -> *mut f32 {
-        // SAFETY: per the contract.
-        unsafe { self.0.add(n) }
-    }
-}
-
 /// Lanes of the transforms: one AVX-512 register of tiles.
 const LANES: usize = 16;
 
@@ -200,12 +184,12 @@ fn input_lanes<const N: usize>(
 /// `Bᵀ d B` for the `tw` tiles of one tile row of one channel: `rows` are the four padded
 /// rows `2·ty .. 2·ty + 3`; output `ξ` of tile `t` goes to `dst[ξ·stride + t]`.
 #[inline(always)]
-fn input_transform_generic(rows: &[f32], row_len: usize, tw: usize, dst: Ptr, stride: usize) {
+fn input_transform_generic(rows: &[f32], row_len: usize, tw: usize, dst: SharedOut, stride: usize) {
     let half = row_len / 2;
     let r: [&[f32]; 4] = std::array::from_fn(|k| &rows[k * row_len..(k + 1) * row_len]);
     // SAFETY: the caller owns dst[ξ·stride .. ξ·stride + tw] for ξ < 16.
     let mut out: [&mut [f32]; 16] =
-        std::array::from_fn(|x| unsafe { std::slice::from_raw_parts_mut(dst.add(x * stride), tw) });
+        std::array::from_fn(|x| unsafe { std::slice::from_raw_parts_mut(dst.at(x * stride), tw) });
     let full = tw / LANES * LANES;
     for t in (0..full).step_by(LANES) {
         input_lanes::<LANES>(r, half, t, &mut out);
@@ -215,7 +199,7 @@ fn input_transform_generic(rows: &[f32], row_len: usize, tw: usize, dst: Ptr, st
     }
 }
 
-dispatch!(input_transform, input_transform_generic, (rows: &[f32], row_len: usize, tw: usize, dst: Ptr, stride: usize));
+dispatch!(input_transform, input_transform_generic, (rows: &[f32], row_len: usize, tw: usize, dst: SharedOut, stride: usize));
 
 /// `Aᵀ M A` for `N` consecutive tiles from `t`: the four output values per tile, as rows
 /// `[y00, y01, y10, y11]` (`y_{dy,dx}`).
@@ -334,7 +318,7 @@ pub(crate) fn convolve(
     let rows_per_block = (target_tiles / tw.max(1)).clamp(1, th.max(1));
     let blocks = th.div_ceil(rows_per_block);
     let threads = candle_core::utils::get_num_threads();
-    let out_ptr = Ptr(out.as_mut_ptr());
+    let out_ptr = SharedOut::new(out);
     let plane = g.oh * g.ow;
     let run = |b: usize, scratch: &mut Scratch, threads: Threads| {
         let ty0 = b * rows_per_block;
@@ -342,7 +326,7 @@ pub(crate) fn convolve(
         let tiles = rows * tw;
         scratch.v.resize(16 * ci * tiles, 0.0);
         scratch.m.resize(16 * co * tiles, 0.0);
-        let v = Ptr(scratch.v.as_mut_ptr());
+        let v = SharedOut::new(&mut scratch.v);
         // 1. Bᵀ d B for every (channel, tile row) of the block; V_ξ is (ci, tiles).
         for_each(ci, threads, |c| {
             let plane = &padded[c * g.plane()..(c + 1) * g.plane()];
@@ -350,16 +334,16 @@ pub(crate) fn convolve(
                 let ty = ty0 + r;
                 let src = &plane[2 * ty * g.row_len()..(2 * ty + 4) * g.row_len()];
                 // SAFETY: channel c, tile row r writes V_ξ[c][r·tw .. r·tw + tw] only.
-                let dst = Ptr(unsafe { v.add(c * tiles + r * tw) });
+                let dst = v.offset(c * tiles + r * tw);
                 input_transform(src, g.row_len(), tw, dst, ci * tiles);
             }
         });
         // 2. M_ξ = U_ξ V_ξ.
-        let m = Ptr(scratch.m.as_mut_ptr());
+        let m = SharedOut::new(&mut scratch.m);
         let vs = &scratch.v;
         for_each(16, threads, |x| {
             // SAFETY: product ξ writes M_ξ only.
-            let c = unsafe { MatMut::from_raw(m.add(x * co * tiles), co, tiles, tiles) };
+            let c = unsafe { MatMut::from_raw(m.at(x * co * tiles), co, tiles, tiles) };
             sgemm(
                 c,
                 MatRef::row_major(&u[x * co * ci..(x + 1) * co * ci], co, ci, ci),
@@ -375,7 +359,7 @@ pub(crate) fn convolve(
                 let oy = 2 * (ty0 + r);
                 // SAFETY: (channel o, output rows oy, oy + 1) belong to this block and task.
                 let row = |y: usize| unsafe {
-                    std::slice::from_raw_parts_mut(out_ptr.add(o * plane + y * g.ow), g.ow)
+                    std::slice::from_raw_parts_mut(out_ptr.at(o * plane + y * g.ow), g.ow)
                 };
                 let second = (oy + 1 < g.oh).then(|| row(oy + 1));
                 output_transform(&ms[o * tiles + r * tw..], co * tiles, tw, row(oy), second);
