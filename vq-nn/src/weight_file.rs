@@ -224,30 +224,6 @@ impl WeightFile {
                 .flatten();
             (count, first)
         }
-        /// The same count over aligned words (vectorised); `None` when `bytes` is not aligned
-        /// to the word (then the byte-wise path above is used).
-        fn non_finite_aligned<T: Copy + Into<u64>>(bytes: &[u8], exponent: u64) -> Option<usize> {
-            // SAFETY: u16/u32 are plain integers, valid for any bit pattern.
-            let (head, words, tail) = unsafe { bytes.align_to::<T>() };
-            if !head.is_empty() || !tail.is_empty() {
-                return None;
-            }
-            Some(
-                words
-                    .iter()
-                    .map(|&w| usize::from(w.into() & exponent == exponent))
-                    .sum(),
-            )
-        }
-        let fast = match stored.dtype {
-            DType::F32 => non_finite_aligned::<u32>(bytes, 0x7f80_0000),
-            DType::F16 => non_finite_aligned::<u16>(bytes, 0x7c00),
-            DType::BF16 => non_finite_aligned::<u16>(bytes, 0x7f80),
-            _ => None,
-        };
-        if fast == Some(0) {
-            return Ok(());
-        }
         let (count, first) = match stored.dtype {
             DType::F32 => non_finite::<4>(bytes, 0x7f80_0000),
             DType::F64 => non_finite::<8>(bytes, 0x7ff0_0000_0000_0000),
