@@ -96,6 +96,11 @@ impl KnownTokens {
         self.known[i]
     }
 
+    /// The data value of position `i` of the flattened batch (meaningful where known).
+    pub(crate) fn value(&self, i: usize) -> u32 {
+        self.values[i]
+    }
+
     /// Checks the known values against the transition's classes and the batch against `x`.
     pub(crate) fn check<T: Transition + ?Sized>(
         &self,
@@ -222,13 +227,33 @@ fn draw_marginal<T: Transition + ?Sized>(
     selected: impl Fn(usize) -> bool,
     noise: &mut dyn NoiseSource,
 ) -> Result<()> {
+    draw_transition(
+        transition.cumulative(t),
+        transition.num_classes(),
+        transition.mask_index().map(|m| m as u32),
+        data,
+        tokens,
+        selected,
+        noise,
+    )
+}
+
+/// Draws each selected `tokens[i]` from the transition `c` applied to the real class
+/// `source[i]`: `stay·[x = source] + replace` over the `k` classes plus `mask` for the mask
+/// state, with one uniform per selected token (see the module docs).
+pub(crate) fn draw_transition(
+    c: crate::Coefficients,
+    k: usize,
+    mask: Option<u32>,
+    source: &[u32],
+    tokens: &mut [u32],
+    selected: impl Fn(usize) -> bool,
+    noise: &mut dyn NoiseSource,
+) -> Result<()> {
     let count = (0..tokens.len()).filter(|&i| selected(i)).count();
     if count == 0 {
         return Ok(());
     }
-    let c = transition.cumulative(t);
-    let k = transition.num_classes();
-    let mask = transition.mask_index().map(|m| m as u32);
     let mut draws = noise.uniform(count)?.into_iter();
     for (i, slot) in tokens.iter_mut().enumerate() {
         if !selected(i) {
@@ -240,7 +265,7 @@ fn draw_marginal<T: Transition + ?Sized>(
             _ if c.replace > 0.0 && u < c.mask + k as f64 * c.replace => {
                 (((u - c.mask) / c.replace) as usize).min(k - 1) as u32
             }
-            _ => data[i],
+            _ => source[i],
         };
     }
     Ok(())

@@ -40,18 +40,23 @@ mod absorbing;
 mod any_transition;
 mod beta_schedule;
 mod coefficients;
+mod corrector;
 mod denoiser;
 mod elbo;
+mod entropy_bounded;
 mod error;
 mod fast_math;
+mod first_hitting;
 mod forward;
 mod guidance;
 mod guided_truncation;
+mod halton;
 mod host;
 mod known_tokens;
 mod log_space;
 mod loss;
 mod mask_and_replace;
+mod maskgit;
 mod noise;
 mod parameterisation;
 mod posterior;
@@ -61,11 +66,13 @@ mod sampler;
 mod shared_out;
 mod tables;
 mod template_world;
+mod threshold_commit;
 mod timestep_plan;
 mod timestep_sampler;
 mod transition;
 mod truncation;
 mod uniform;
+mod unmasking;
 mod vq_schedule;
 
 #[cfg(test)]
@@ -77,10 +84,13 @@ pub use absorbing::Absorbing;
 pub use any_transition::{AnyTransition, TransitionConfig};
 pub use beta_schedule::BetaSchedule;
 pub use coefficients::{Coefficients, LogCoefficients, Timesteps};
+pub use corrector::{ForwardBackwardCorrector, forward_step};
 pub use denoiser::{ClassifierFreeGuidance, Denoiser, FnDenoiser, Prediction};
 pub use elbo::{ElboReport, elbo_bits_per_token};
+pub use entropy_bounded::EntropyBounded;
 pub use error::{Error, Result};
 pub use guidance::classifier_free_guidance;
+pub use halton::{halton_rank, radical_inverse};
 pub use known_tokens::{KnownTokens, Reimpose};
 pub use log_space::{
     LOG_EPS, LOG_PROB_FLOOR, log_add_exp, log_normalise, log_one_hot, log_sum_exp,
@@ -89,6 +99,7 @@ pub use loss::{
     LossConfig, TrainingLoss, VlbTerms, mean_value, prior_kl_per_token, training_loss, vlb_terms,
 };
 pub use mask_and_replace::MaskAndReplace;
+pub use maskgit::{MaskGit, Remask, UnmaskCurve, UnmaskOrder};
 pub use noise::{NoiseSource, ReplayNoise, SeededNoise, gumbel_argmax};
 pub use parameterisation::{Parameterisation, WithParameterisation, direct_posterior};
 pub use purity::{ImprovedPrior, PriorRule, UnmaskSchedule};
@@ -98,6 +109,7 @@ pub use sampler::{
 };
 pub use tables::LogTables;
 pub use template_world::{BayesDenoiser, TemplateWorld};
+pub use threshold_commit::ThresholdCommit;
 pub use timestep_plan::{PlannedStep, PosteriorRule, TimestepPlan};
 pub use timestep_sampler::{IMPORTANCE_WARMUP, TimestepSampler, TimestepSampling};
 pub use transition::Transition;

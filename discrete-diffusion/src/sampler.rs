@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 use crate::known_tokens::KnownTokens;
 use crate::purity::unmask_step;
 use crate::timestep_plan::PosteriorRule;
+use crate::unmasking::{UnmaskPolicy, run_unmasking};
 use crate::{
-    Denoiser, Error, ImprovedPrior, LOG_PROB_FLOOR, NoiseSource, Parameterisation, Prediction,
-    Result, TimestepPlan, Timesteps, Transition, Truncation, gumbel_argmax, truncate,
+    Denoiser, EntropyBounded, Error, ForwardBackwardCorrector, ImprovedPrior, LOG_PROB_FLOOR,
+    MaskGit, NoiseSource, Parameterisation, Prediction, Result, ThresholdCommit, TimestepPlan,
+    Timesteps, Transition, Truncation, UnmaskOrder, gumbel_argmax, truncate,
 };
 
 /// How positions are resampled at each step.
@@ -27,6 +29,49 @@ pub enum SamplingMethod {
     Posterior,
     /// Improved VQ-Diffusion: unmask a few positions per step (rules 1 and 2).
     ImprovedPrior(ImprovedPrior),
+    /// Count-scheduled unmasking: MaskGIT's confidence order, Halton-MaskGIT, random order,
+    /// optionally with ReMDM remasking ([`crate::maskgit`]).
+    MaskGit(MaskGit),
+    /// Confidence-threshold commits, optionally editing committed tokens
+    /// ([`crate::threshold_commit`]).
+    ThresholdCommit(ThresholdCommit),
+    /// The entropy-bounded sampler ([`crate::entropy_bounded`]).
+    EntropyBounded(EntropyBounded),
+    /// Model calls only where a masked token leaves the mask ([`crate::first_hitting`]).
+    FirstHitting,
+    /// The posterior sampler of the plan with forward-backward corrector steps
+    /// ([`crate::corrector`]).
+    PredictorCorrector(ForwardBackwardCorrector),
+}
+
+impl SamplingMethod {
+    /// A short name for tables and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SamplingMethod::Posterior => "posterior",
+            SamplingMethod::ImprovedPrior(_) => "improved (purity)",
+            SamplingMethod::MaskGit(m) => match m.order {
+                UnmaskOrder::Confidence { .. } => "MaskGIT",
+                UnmaskOrder::Halton => "Halton-MaskGIT",
+                UnmaskOrder::Random => "random-order",
+            },
+            SamplingMethod::ThresholdCommit(_) => "threshold",
+            SamplingMethod::EntropyBounded(_) => "entropy-bounded",
+            SamplingMethod::FirstHitting => "first-hitting",
+            SamplingMethod::PredictorCorrector(_) => "predictor-corrector",
+        }
+    }
+
+    /// Checks the method's own settings.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            SamplingMethod::MaskGit(m) => m.validate(),
+            SamplingMethod::ThresholdCommit(m) => m.validate(),
+            SamplingMethod::EntropyBounded(m) => m.validate(),
+            SamplingMethod::PredictorCorrector(c) => c.validate(),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Everything that defines a sampling run except the model, condition and noise.
@@ -138,6 +183,7 @@ where
     M: Denoiser<C> + ?Sized,
 {
     config.truncation.validate()?;
+    config.method.validate()?;
     let (b, n) = crate::forward::check_tokens(initial, transition.num_states(), "initial tokens")?;
     if let Some(known) = known {
         known.check(transition, (b, n))?;
@@ -156,8 +202,60 @@ where
         step_log_probs(prediction, (b, k, n), config.truncation)
     };
     let mut x = initial.to_dtype(DType::U32)?;
+    let corrector = match &config.method {
+        SamplingMethod::PredictorCorrector(c) => Some(c),
+        _ => None,
+    };
     match &config.method {
-        SamplingMethod::Posterior => {
+        SamplingMethod::MaskGit(_)
+        | SamplingMethod::ThresholdCommit(_)
+        | SamplingMethod::EntropyBounded(_)
+        | SamplingMethod::FirstHitting => {
+            let name = config.method.name();
+            if denoiser.parameterisation() == Parameterisation::Direct {
+                return Err(Error::InvalidSetting(format!(
+                    "the {name} sampler needs an x0-parameterised denoiser"
+                )));
+            }
+            if config.plan != TimestepPlan::Full {
+                return Err(Error::InvalidSetting(format!(
+                    "the {name} sampler chooses its own model calls; leave the plan at Full"
+                )));
+            }
+            if start >= big_t {
+                return Err(Error::InvalidSetting(format!(
+                    "the start timestep must be below the {big_t} steps of the chain, got {start}"
+                )));
+            }
+            let mut policy: Box<dyn UnmaskPolicy + '_> = match &config.method {
+                SamplingMethod::MaskGit(m) => Box::new(m.policy(n)),
+                SamplingMethod::ThresholdCommit(m) => Box::new(m.clone()),
+                SamplingMethod::EntropyBounded(m) => Box::new(m.clone()),
+                _ => {
+                    return crate::first_hitting::run_first_hitting(
+                        transition,
+                        &predict,
+                        &x,
+                        start,
+                        known,
+                        noise,
+                        &mut on_step,
+                    );
+                }
+            };
+            x = run_unmasking(
+                transition,
+                &predict,
+                &x,
+                start,
+                known,
+                policy.as_mut(),
+                noise,
+                &mut on_step,
+                name,
+            )?;
+        }
+        SamplingMethod::Posterior | SamplingMethod::PredictorCorrector(_) => {
             let direct = denoiser.parameterisation() == Parameterisation::Direct;
             if direct && config.plan != TimestepPlan::Full {
                 return Err(Error::InvalidSetting(
@@ -167,6 +265,8 @@ where
                 ));
             }
             let steps = config.plan.steps_from(big_t, start)?;
+            let planned_calls = steps.len() + corrector.map_or(0, |c| c.extra_calls(steps.len()));
+            let mut extra = 0;
             for (call, step) in steps.iter().enumerate() {
                 let log_p = predict(&x, step.t)?;
                 let logits = match step.rule {
@@ -199,11 +299,43 @@ where
                 };
                 x = impose(x, landed, noise)?;
                 on_step(&StepEvent {
-                    call,
-                    planned_calls: steps.len(),
+                    call: call + extra,
+                    planned_calls,
                     t: step.t,
                     tokens: &x,
                 })?;
+                let Some(c) = corrector else { continue };
+                let Some(s) = landed.filter(|_| steps.len() - call - 1 <= c.last_steps) else {
+                    continue;
+                };
+                for _ in 0..c.per_step {
+                    let noised = crate::corrector::forward_step(transition, &x, s + 1, noise)?;
+                    let noised = impose(noised, Some(s + 1), noise)?;
+                    let log_p = predict(&noised, s + 1)?;
+                    let logits = if direct {
+                        crate::parameterisation::direct_posterior(
+                            transition,
+                            &log_p,
+                            &noised,
+                            &Timesteps::Shared(s + 1),
+                        )?
+                    } else {
+                        crate::posterior::q_posterior(
+                            transition,
+                            &log_p,
+                            &noised,
+                            &Timesteps::Shared(s + 1),
+                        )?
+                    };
+                    x = impose(gumbel_argmax(&logits, noise)?, Some(s), noise)?;
+                    extra += 1;
+                    on_step(&StepEvent {
+                        call: call + extra,
+                        planned_calls,
+                        t: s + 1,
+                        tokens: &x,
+                    })?;
+                }
             }
         }
         SamplingMethod::ImprovedPrior(prior) => {

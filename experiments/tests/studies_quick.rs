@@ -42,6 +42,15 @@ fn strided_quick() {
 }
 
 #[test]
+fn samplers_quick() {
+    run_quick(
+        env!("CARGO_BIN_EXE_samplers"),
+        "samplers",
+        &["samplers.csv", "samplers_fid.png"],
+    );
+}
+
+#[test]
 fn guidance_quick() {
     run_quick(
         env!("CARGO_BIN_EXE_guidance"),

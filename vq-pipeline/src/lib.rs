@@ -42,6 +42,7 @@ mod options;
 mod output;
 mod pipeline;
 mod preview;
+mod sampler_settings;
 
 pub use discrete_diffusion::Reimpose;
 pub use edit::{EditInput, EditRecord, box_mask, fit_image, fit_mask, regenerated_tokens};
@@ -65,6 +66,10 @@ pub use pipeline::{
     Generation, LoadOptions, MAX_BATCH_BYTES, Timings, VqDiffusionPipeline, check_consistency,
 };
 pub use preview::upscale_nearest;
+pub use sampler_settings::{
+    DEFAULT_CHOICE_TEMPERATURE, DEFAULT_ENTROPY_BOUND, DEFAULT_REMASK, DEFAULT_THRESHOLD,
+    DEFAULT_UNMASK_STEPS, SamplerSettings,
+};
 pub use vq_nn::Variant;
 
 /// The crate README's examples, compiled as doctests so they cannot rot.

@@ -7,6 +7,7 @@ use discrete_diffusion::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::sampler_settings::SamplerSettings;
 use crate::{Error, Result};
 
 /// The samplers, by name.
@@ -27,6 +28,27 @@ pub enum SamplerChoice {
     HighQuality,
     /// Improved VQ-Diffusion's purity prior (rule 2), with `--prior-weight`.
     Purity,
+    /// MaskGIT: `--steps` calls (default 16), the most confident candidates first, cosine
+    /// schedule, choice temperature 4.5 (`--choice-temperature`, `--unmask-schedule`,
+    /// `--temperature`).
+    #[serde(rename = "maskgit")]
+    #[cfg_attr(feature = "cli", value(name = "maskgit"))]
+    MaskGit,
+    /// Halton-MaskGIT: `--steps` calls, positions in the Halton order over the token grid.
+    Halton,
+    /// `--steps` calls, uniformly random positions (MaskGIT's schedule).
+    RandomOrder,
+    /// ReMDM: random order with remasking of committed tokens at rate `--remask`.
+    Remdm,
+    /// Confidence-threshold commits (`--threshold`), with editing (`--edit-threshold`).
+    Threshold,
+    /// The entropy-bounded sampler (`--entropy-bound`, nats).
+    EntropyBounded,
+    /// Model calls only where a masked token leaves the mask (exact for the mask chain).
+    FirstHitting,
+    /// The strided posterior with forward-backward corrector steps (`--corrector-steps`,
+    /// `--corrected-steps`).
+    PredictorCorrector,
 }
 
 impl SamplerChoice {
@@ -39,7 +61,46 @@ impl SamplerChoice {
             SamplerChoice::FastOriginal => "fast-original",
             SamplerChoice::HighQuality => "high-quality",
             SamplerChoice::Purity => "purity",
+            SamplerChoice::MaskGit => "maskgit",
+            SamplerChoice::Halton => "halton",
+            SamplerChoice::RandomOrder => "random-order",
+            SamplerChoice::Remdm => "remdm",
+            SamplerChoice::Threshold => "threshold",
+            SamplerChoice::EntropyBounded => "entropy-bounded",
+            SamplerChoice::FirstHitting => "first-hitting",
+            SamplerChoice::PredictorCorrector => "predictor-corrector",
         }
+    }
+
+    /// Every sampler, in the order `vqd generate --help` lists them.
+    pub const ALL: [SamplerChoice; 14] = [
+        SamplerChoice::Diffusers,
+        SamplerChoice::Full,
+        SamplerChoice::Strided,
+        SamplerChoice::FastOriginal,
+        SamplerChoice::HighQuality,
+        SamplerChoice::Purity,
+        SamplerChoice::MaskGit,
+        SamplerChoice::Halton,
+        SamplerChoice::RandomOrder,
+        SamplerChoice::Remdm,
+        SamplerChoice::Threshold,
+        SamplerChoice::EntropyBounded,
+        SamplerChoice::FirstHitting,
+        SamplerChoice::PredictorCorrector,
+    ];
+
+    /// Whether `--steps` is the sampler's own choice of model calls rather than fixed by it.
+    pub fn takes_steps(self) -> bool {
+        !matches!(
+            self,
+            SamplerChoice::Full
+                | SamplerChoice::HighQuality
+                | SamplerChoice::Purity
+                | SamplerChoice::Threshold
+                | SamplerChoice::EntropyBounded
+                | SamplerChoice::FirstHitting
+        )
     }
 }
 
@@ -80,6 +141,10 @@ pub struct GenerationOptions {
     pub prior_weight: f64,
     /// Maximum positions unmasked per model call for the improved samplers (default: no limit).
     pub unmask_per_call: Option<usize>,
+    /// Settings of the MaskGIT-family, threshold, entropy-bounded and predictor-corrector
+    /// samplers (each `None` = that sampler's default).
+    #[serde(default, skip_serializing_if = "SamplerSettings::is_empty")]
+    pub sampler_settings: SamplerSettings,
 }
 
 impl GenerationOptions {
@@ -95,6 +160,7 @@ impl GenerationOptions {
             null_condition: NullCondition::Auto,
             prior_weight: 1.0,
             unmask_per_call: None,
+            sampler_settings: SamplerSettings::default(),
         }
     }
     /// Sets images per prompt.
@@ -130,6 +196,11 @@ impl GenerationOptions {
     /// Sets the purity prior weight.
     pub fn prior_weight(mut self, r: f64) -> Self {
         self.prior_weight = r;
+        self
+    }
+    /// Sets the newer samplers' settings.
+    pub fn sampler_settings(mut self, settings: SamplerSettings) -> Self {
+        self.sampler_settings = settings;
         self
     }
     /// Sets the improved samplers' positions per call.
@@ -185,6 +256,8 @@ impl GenerationOptions {
         if self.unmask_per_call == Some(0) {
             return bad("--unmask-per-call must be at least 1".into());
         }
+        self.sampler_settings
+            .validate(self.sampler, self.steps, num_timesteps)?;
         self.refuse_ineffective()
     }
 
@@ -210,15 +283,11 @@ impl GenerationOptions {
     fn refuse_ineffective(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidOption(m));
         let name = self.sampler.name();
-        if self.steps.is_some()
-            && matches!(
-                self.sampler,
-                SamplerChoice::Full | SamplerChoice::HighQuality | SamplerChoice::Purity
-            )
-        {
+        if self.steps.is_some() && !self.sampler.takes_steps() {
             return bad(format!(
-                "--steps has no effect with the {name} sampler (it runs every step of the chain); \
-                 use --sampler strided, diffusers or fast-original to choose the number of steps"
+                "--steps has no effect with the {name} sampler (it chooses its own model calls); \
+                 use --sampler strided, halton, maskgit, diffusers or fast-original to choose the \
+                 number of steps"
             ));
         }
         if self.unmask_per_call.is_some()
@@ -319,6 +388,23 @@ impl GenerationOptions {
                 },
             })
         };
+        if let Some(method) = self
+            .sampler_settings
+            .method(self.sampler, self.steps, num_timesteps)
+        {
+            let plan = match (self.sampler, self.steps) {
+                (SamplerChoice::PredictorCorrector, Some(s)) if s < num_timesteps => {
+                    TimestepPlan::Strided(s)
+                }
+                _ => TimestepPlan::Full,
+            };
+            return SamplerConfig {
+                plan,
+                truncation: self.truncation,
+                method,
+                start: None,
+            };
+        }
         let (plan, method) = match self.sampler {
             SamplerChoice::Diffusers => (TimestepPlan::LastSteps(steps), SamplingMethod::Posterior),
             SamplerChoice::Full => (TimestepPlan::Full, SamplingMethod::Posterior),
@@ -336,6 +422,8 @@ impl GenerationOptions {
                     prior_weight: self.prior_weight,
                 }),
             ),
+            // Described by the sampler settings above.
+            _ => (TimestepPlan::Full, SamplingMethod::Posterior),
         };
         SamplerConfig {
             plan,

@@ -212,6 +212,44 @@ fn options_are_validated_and_outputs_checked() {
             .unwrap();
         assert_eq!(g.images.len(), 1, "{sampler:?}");
     }
+    // The samplers beyond the chain: each makes the model calls it promises.
+    for sampler in vq_pipeline::SamplerChoice::ALL {
+        let o = GenerationOptions::new(["a red circle", "a blue square"]).sampler(sampler);
+        let o = if sampler.takes_steps() { o.steps(4) } else { o };
+        let g = pipeline
+            .generate(&o, &mut SeededNoise::new(2), |_| Ok(()))
+            .unwrap();
+        assert_eq!(g.images.len(), 2, "{sampler:?}");
+        let n = pipeline.num_tokens();
+        match sampler {
+            vq_pipeline::SamplerChoice::MaskGit
+            | vq_pipeline::SamplerChoice::Halton
+            | vq_pipeline::SamplerChoice::RandomOrder
+            | vq_pipeline::SamplerChoice::Remdm => assert_eq!(g.model_calls, 4, "{sampler:?}"),
+            // 4 strided predictor steps, the last 2 landing on noise corrected once each.
+            vq_pipeline::SamplerChoice::PredictorCorrector => {
+                assert_eq!(g.model_calls, 4 + 2, "{sampler:?}")
+            }
+            vq_pipeline::SamplerChoice::Threshold | vq_pipeline::SamplerChoice::EntropyBounded => {
+                assert!(
+                    (1..=n).contains(&g.model_calls),
+                    "{sampler:?}: {}",
+                    g.model_calls
+                )
+            }
+            _ => {}
+        }
+    }
+    let err = GenerationOptions::new(["a red circle"])
+        .sampler(vq_pipeline::SamplerChoice::FirstHitting)
+        .steps(5)
+        .validate(pipeline.num_timesteps())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--steps has no effect with the first-hitting sampler"),
+        "{err}"
+    );
 
     // Several images need a folder; an unwritable path is reported with its name.
     let err = write_outputs(

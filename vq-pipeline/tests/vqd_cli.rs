@@ -101,6 +101,22 @@ fn bad_arguments_fail_with_a_message() {
             "--prior-weight has no effect with the diffusers sampler",
         ),
         (
+            vec!["--sampler", "halton", "--threshold", "0.5"],
+            "--threshold has no effect with the halton sampler",
+        ),
+        (
+            vec!["--sampler", "threshold", "--threshold", "1.5"],
+            "threshold must lie in (0, 1], got 1.5",
+        ),
+        (
+            vec!["--sampler", "maskgit", "--unmask-schedule", "square"],
+            "unknown unmasking schedule",
+        ),
+        (
+            vec!["--sampler", "first-hitting", "--steps", "5"],
+            "--steps has no effect with the first-hitting sampler",
+        ),
+        (
             vec!["--revision", "v1"],
             "--revision v1 has no effect on the embedded model",
         ),

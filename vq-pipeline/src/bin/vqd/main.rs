@@ -251,6 +251,51 @@ struct SamplingArgs {
     /// Maximum positions unmasked per model call (samplers `high-quality`, `purity`; default no limit).
     #[arg(allow_negative_numbers = true, long)]
     unmask_per_call: Option<usize>,
+    /// Mask schedule: cosine, linear or arccos (maskgit, halton, random-order, remdm) [default: cosine].
+    #[arg(long)]
+    unmask_schedule: Option<discrete_diffusion::UnmaskCurve>,
+    /// Temperature of committed tokens, 0 = most probable (maskgit, halton, random-order,
+    /// remdm, threshold, entropy-bounded) [default: 1].
+    #[arg(allow_negative_numbers = true, long)]
+    temperature: Option<f64>,
+    /// MaskGIT's choice temperature, annealed to 0 over the run (maskgit) [default: 4.5].
+    #[arg(allow_negative_numbers = true, long)]
+    choice_temperature: Option<f64>,
+    /// Commit every masked token whose top probability reaches this (threshold) [default: 0.9].
+    #[arg(allow_negative_numbers = true, long)]
+    threshold: Option<f64>,
+    /// Change a committed token when another class reaches this probability (threshold)
+    /// [default: no editing].
+    #[arg(allow_negative_numbers = true, long)]
+    edit_threshold: Option<f64>,
+    /// Entropy bound per call in nats (entropy-bounded) [default: 1].
+    #[arg(allow_negative_numbers = true, long)]
+    entropy_bound: Option<f64>,
+    /// Remasking rate η of committed tokens (remdm) [default: 0.05].
+    #[arg(allow_negative_numbers = true, long)]
+    remask: Option<f64>,
+    /// Corrector calls after each corrected step (predictor-corrector) [default: 1].
+    #[arg(allow_negative_numbers = true, long)]
+    corrector_steps: Option<usize>,
+    /// Number of final predictor steps that are corrected (predictor-corrector) [default: half].
+    #[arg(allow_negative_numbers = true, long)]
+    corrected_steps: Option<usize>,
+}
+
+impl SamplingArgs {
+    fn sampler_settings(&self) -> vq_pipeline::SamplerSettings {
+        vq_pipeline::SamplerSettings {
+            unmask_schedule: self.unmask_schedule,
+            temperature: self.temperature,
+            choice_temperature: self.choice_temperature,
+            threshold: self.threshold,
+            edit_threshold: self.edit_threshold,
+            entropy_bound: self.entropy_bound,
+            remask: self.remask,
+            corrector_steps: self.corrector_steps,
+            corrected_steps: self.corrected_steps,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -438,6 +483,7 @@ fn run_job(
     }
     options.steps = sampling.steps;
     options.unmask_per_call = sampling.unmask_per_call;
+    options.sampler_settings = sampling.sampler_settings();
     // Every option is checked before any work (edits allow an empty prompt).
     options.validate_allowing_empty_prompts(pipeline.num_timesteps())?;
     let batches = options.batches(sampling.batch_size)?;

@@ -90,6 +90,10 @@ pub struct JobRequest {
     prior_weight: Option<f64>,
     #[serde(default)]
     unmask_per_call: Option<usize>,
+    /// Settings of the MaskGIT-family, threshold, entropy-bounded and predictor-corrector
+    /// samplers (`vqd generate`'s flags of the same names, with underscores).
+    #[serde(default)]
+    sampler_settings: Option<vq_pipeline::SamplerSettings>,
     /// An edit's source image: a PNG, base64 or as a `data:` URL.
     #[serde(default)]
     image: Option<String>,
@@ -376,6 +380,7 @@ impl App {
             o.prior_weight = w;
         }
         o.unmask_per_call = r.unmask_per_call;
+        o.sampler_settings = r.sampler_settings.clone().unwrap_or_default();
         let t = self.pipeline.num_timesteps();
         if edit.is_some() {
             o.validate_allowing_empty_prompts(t)
@@ -548,7 +553,7 @@ async fn model(State(app): State<Arc<App>>) -> axum::Json<serde_json::Value> {
             "truncation": defaults.truncation,
             "sampler": defaults.sampler,
         },
-        "samplers": ["diffusers", "full", "strided", "fast-original", "high-quality", "purity"],
+        "samplers": SamplerChoice::ALL.map(SamplerChoice::name),
         "limits": {
             "max_queue": app.limits.max_queue,
             "concurrency": app.limits.concurrency,
