@@ -58,7 +58,7 @@ pub use model_source::{
     DEFAULT_HUB_TIMEOUT, HubOptions, ModelSource, offline_from_env, snapshot_commit,
 };
 pub use null_embedding::{NullEmbeddingConfig, load_null_embedding};
-pub use options::{GenerationOptions, NullCondition, SamplerChoice};
+pub use options::{FAST_PRESET_STEPS, GenerationOptions, NullCondition, SamplerChoice};
 pub use output::{
     ModelRecord, OutputPlan, RunLog, contact_sheet, crate_versions, write_atomically, write_outputs,
 };

@@ -49,7 +49,14 @@ pub enum SamplerChoice {
     /// The strided posterior with forward-backward corrector steps (`--corrector-steps`,
     /// `--corrected-steps`).
     PredictorCorrector,
+    /// The preset for a small budget: the sampler measured best at about 10 model calls on the
+    /// embedded model (docs/results.md §10) — the exact strided posterior with
+    /// [`FAST_PRESET_STEPS`] calls unless `--steps` says otherwise.
+    Fast,
 }
+
+/// Model calls of the `fast` preset when `--steps` is not given.
+pub const FAST_PRESET_STEPS: usize = 10;
 
 impl SamplerChoice {
     /// The sampler's name on the command line.
@@ -69,11 +76,12 @@ impl SamplerChoice {
             SamplerChoice::EntropyBounded => "entropy-bounded",
             SamplerChoice::FirstHitting => "first-hitting",
             SamplerChoice::PredictorCorrector => "predictor-corrector",
+            SamplerChoice::Fast => "fast",
         }
     }
 
     /// Every sampler, in the order `vqd generate --help` lists them.
-    pub const ALL: [SamplerChoice; 14] = [
+    pub const ALL: [SamplerChoice; 15] = [
         SamplerChoice::Diffusers,
         SamplerChoice::Full,
         SamplerChoice::Strided,
@@ -88,6 +96,7 @@ impl SamplerChoice {
         SamplerChoice::EntropyBounded,
         SamplerChoice::FirstHitting,
         SamplerChoice::PredictorCorrector,
+        SamplerChoice::Fast,
     ];
 
     /// Whether `--steps` is the sampler's own choice of model calls rather than fixed by it.
@@ -409,6 +418,10 @@ impl GenerationOptions {
             SamplerChoice::Diffusers => (TimestepPlan::LastSteps(steps), SamplingMethod::Posterior),
             SamplerChoice::Full => (TimestepPlan::Full, SamplingMethod::Posterior),
             SamplerChoice::Strided => (TimestepPlan::Strided(steps), SamplingMethod::Posterior),
+            SamplerChoice::Fast => (
+                TimestepPlan::Strided(self.steps.unwrap_or(FAST_PRESET_STEPS).min(num_timesteps)),
+                SamplingMethod::Posterior,
+            ),
             SamplerChoice::FastOriginal => (
                 TimestepPlan::SampleFast(
                     (num_timesteps as f64 / steps as f64).round().max(1.0) as usize

@@ -58,17 +58,6 @@ fn main() -> anyhow::Result<()> {
     let set = args.study.prompt_set();
     let diversity = if args.study.quick { 8 } else { args.diversity };
     let base = pipeline.default_options(Vec::<String>::new());
-    record_settings(
-        &args.out,
-        "samplers",
-        &serde_json::json!({
-            "model": model.display().to_string(), "T": big_t, "prompts (single, pair)": set.counts(),
-            "budgets": budgets, "seed": args.study.seed, "guidance_scale": base.guidance_scale,
-            "truncation": format!("{:?}", base.truncation), "diversity images": diversity,
-        }),
-    )?;
-    let net = FeatureNet::shipped()?;
-    let batch = 50;
     let world = World::default();
     let real_circles: Vec<Vec<_>> = (0..)
         .map(|i| world.example(Split::Train, i))
@@ -76,6 +65,37 @@ fn main() -> anyhow::Result<()> {
         .take(diversity.max(50))
         .map(|e| analyse(&e.image))
         .collect();
+    let data_entropy = 0.5
+        * (Histogram::of(Attribute::Colour, &real_circles).normalised_entropy(6)
+            + Histogram::of(Attribute::Position, &real_circles).normalised_entropy(9));
+    // Expected distinct mask-leaving times of one image: first-hitting's calls per image.
+    let chain = pipeline.chain();
+    let top = chain.cumulative(big_t - 1).mask;
+    let n = pipeline.num_tokens() as f64;
+    let first_hitting_calls: f64 = (0..big_t)
+        .map(|t| {
+            let below = if t == 0 {
+                0.0
+            } else {
+                chain.cumulative(t - 1).mask
+            };
+            let p = (chain.cumulative(t).mask - below) / top;
+            1.0 - (1.0 - p).powf(n)
+        })
+        .sum();
+    record_settings(
+        &args.out,
+        "samplers",
+        &serde_json::json!({
+            "model": model.display().to_string(), "T": big_t, "prompts (single, pair)": set.counts(),
+            "budgets": budgets, "seed": args.study.seed, "guidance_scale": base.guidance_scale,
+            "truncation": format!("{:?}", base.truncation), "diversity images": diversity,
+            "data diversity entropy": data_entropy,
+            "first-hitting expected calls for one image": first_hitting_calls,
+        }),
+    )?;
+    let net = FeatureNet::shipped()?;
+    let batch = 50;
     let mut rows: Vec<Row> = Vec::new();
     let mut run = |family: &'static str,
                    label: String,
@@ -145,22 +165,29 @@ fn main() -> anyhow::Result<()> {
                 with(sampler, Some(b), none()),
             )?;
         }
-        // Half the calls predict, the rest correct the last steps.
-        let predictor = b.div_ceil(2);
+        // About half the calls predict, the rest correct the last steps that land on noise
+        // (every predictor step but the final one to the data), `b` calls in all.
+        let predictor = (b + 2) / 2;
+        let corrected = (b - predictor).max(1);
         run(
             "predictor-corrector",
-            format!("predictor-corrector {predictor}+{}", b - predictor),
+            format!("predictor-corrector {predictor}+{corrected}"),
             with(
                 SamplerChoice::PredictorCorrector,
                 Some(predictor),
                 SamplerSettings {
                     corrector_steps: Some(1),
-                    corrected_steps: Some((b - predictor).max(1)),
+                    corrected_steps: Some(corrected),
                     ..none()
                 },
             ),
         )?;
     }
+    run(
+        "fast preset",
+        "fast (preset)".into(),
+        with(SamplerChoice::Fast, None, none()),
+    )?;
     let thresholds: &[f64] = if args.study.quick {
         &[0.9]
     } else {
@@ -257,23 +284,10 @@ fn main() -> anyhow::Result<()> {
     }
     print!("{}", table.text());
     std::fs::write(args.out.join("samplers.csv"), table.csv())?;
-    // Expected distinct mask-leaving times of one image (first-hitting's calls per image).
-    let chain = pipeline.chain();
-    let top = chain.cumulative(big_t - 1).mask;
-    let n = pipeline.num_tokens() as f64;
-    let per_image: f64 = (0..big_t)
-        .map(|t| {
-            let below = if t == 0 {
-                0.0
-            } else {
-                chain.cumulative(t - 1).mask
-            };
-            let p = (chain.cumulative(t).mask - below) / top;
-            1.0 - (1.0 - p).powf(n)
-        })
-        .sum();
-    println!("first-hitting: {per_image:.1} expected model calls for one image at a time");
-
+    println!("data (real circles): diversity entropy {data_entropy:.3}");
+    println!(
+        "first-hitting: {first_hitting_calls:.1} expected model calls for one image at a time"
+    );
     let mut families: Vec<&'static str> = Vec::new();
     for r in &rows {
         if !families.contains(&r.family) {

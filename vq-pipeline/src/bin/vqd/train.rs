@@ -187,35 +187,63 @@ fn settings(args: &TrainArgs) -> anyhow::Result<DenoiserTrainingConfig> {
     Ok(config)
 }
 
-/// Copies the model folder `from` to `to`, leaving out the weight files of the parts that
-/// training replaces.
+/// Copies the pipeline of the model folder `from` to `to`: `model_index.json`, a
+/// `generation_config.json`, and the files of every component folder `model_index.json` names,
+/// leaving out the weight files of the parts that training replaces (anything else in the
+/// folder — an old model card, test outputs — is not part of the model and stays behind).
 fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
     let replaced = [
         "text_encoder",
         "transformer",
         "learned_classifier_free_sampling_embeddings",
     ];
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
+    let with_path = |what: &str, path: &Path, e: std::io::Error| {
+        anyhow::anyhow!("{what} {}: {e}", path.display())
+    };
+    std::fs::create_dir_all(to).map_err(|e| with_path("cannot create", to, e))?;
+    let index_path = from.join("model_index.json");
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&index_path)
+            .map_err(|e| with_path("cannot read", &index_path, e))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", index_path.display()))?;
+    let components: Vec<String> = index
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, v)| !k.starts_with('_') && v.is_array())
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for file in ["model_index.json", "generation_config.json"] {
+        let source = from.join(file);
+        if source.is_file() {
+            std::fs::copy(&source, to.join(file))
+                .map_err(|e| with_path("cannot copy", &source, e))?;
+        }
+    }
+    for name in components {
+        let path = from.join(&name);
+        if !path.is_dir() {
+            continue;
+        }
         let target = to.join(&name);
-        if path.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            for inner in std::fs::read_dir(&path)? {
-                let inner = inner?.path();
-                let file = inner
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned();
-                let is_weight = file.ends_with(".safetensors") || file.ends_with(".bin");
-                if inner.is_file() && !(is_weight && replaced.contains(&name.as_str())) {
-                    std::fs::copy(&inner, target.join(&file))?;
-                }
+        std::fs::create_dir_all(&target).map_err(|e| with_path("cannot create", &target, e))?;
+        for inner in std::fs::read_dir(&path).map_err(|e| with_path("cannot list", &path, e))? {
+            let inner = inner
+                .map_err(|e| with_path("cannot list", &path, e))?
+                .path();
+            let file = inner
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let is_weight = file.ends_with(".safetensors") || file.ends_with(".bin");
+            if inner.is_file() && !(is_weight && replaced.contains(&name.as_str())) {
+                std::fs::copy(&inner, target.join(&file))
+                    .map_err(|e| with_path("cannot copy", &inner, e))?;
             }
-        } else {
-            std::fs::copy(&path, &target)?;
         }
     }
     Ok(())
