@@ -21,17 +21,20 @@
 //! Every op on the training path has a backward in candle: `vq-nn`'s layers leave their fused
 //! inference kernels for candle's composite ops whenever a weight or an input tracks gradients
 //! (GroupNorm, the convolution's pre-ops, the attention softmax), and the nearest upsampling is
-//! a broadcast (see `upsample.rs`). AdamW moments are not saved
-//! (candle keeps them private): a resumed run restarts them.
+//! a broadcast (see `upsample.rs`). The optimiser is `vq-nn`'s AdamW (candle-nn's update,
+//! operation for operation) because its moments can be saved: a checkpoint holds them (under
+//! `training.optimiser.`), so a resumed run continues exactly as the uninterrupted one would. A
+//! checkpoint written before they were saved resumes with fresh moments.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{VarBuilder, VarMap};
 use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use vq_nn::{AdamW, ParamsAdamW};
 
 use crate::checkpoint::Checkpoint;
 use crate::codebook_usage::{CodebookUsage, UsageTracker};
@@ -158,6 +161,9 @@ pub struct Trainer {
     device: Device,
 }
 
+/// Prefix of the AdamW moments and step in a checkpoint.
+const OPTIMISER_PREFIX: &str = "training.optimiser.";
+
 fn var_named(varmap: &VarMap, name: &str) -> Var {
     varmap
         .data()
@@ -185,7 +191,7 @@ impl Trainer {
         let model = VqModel::new(vb, model_config)?;
         seeded_init(&varmap, config.seed)?;
         let codebook_var = var_named(&varmap, CODEBOOK_KEY);
-        let vars: Vec<Var> = {
+        let vars: Vec<(String, Var)> = {
             let data = varmap.data().lock().expect("VarMap lock poisoned");
             let mut names: Vec<&String> = data.keys().collect();
             names.sort();
@@ -195,7 +201,7 @@ impl Trainer {
                     !(n.as_str() == CODEBOOK_KEY
                         && matches!(config.codebook, CodebookUpdate::Ema { .. }))
                 })
-                .map(|n| data[n].clone())
+                .map(|n| (n.clone(), data[n].clone()))
                 .collect()
         };
         let optimiser = AdamW::new(
@@ -286,6 +292,21 @@ impl Trainer {
                 epsilon,
             );
         }
+        let optimiser_state: std::collections::HashMap<String, Tensor> = ckpt
+            .tensors
+            .iter()
+            .filter_map(|(k, t)| {
+                k.strip_prefix(OPTIMISER_PREFIX)
+                    .map(|name| (name.to_string(), t.to_device(&trainer.device)))
+            })
+            .map(|(k, t)| t.map(|t| (k, t)))
+            .collect::<candle_core::Result<_>>()?;
+        if !optimiser_state.is_empty() {
+            trainer
+                .optimiser
+                .load_state(&optimiser_state)
+                .map_err(|e| mismatch(e.to_string()))?;
+        }
         trainer.step = ckpt.step;
         Ok(trainer)
     }
@@ -323,6 +344,9 @@ impl Trainer {
             .iter()
         {
             tensors.insert(name.clone(), var.as_tensor().to_device(&dev)?);
+        }
+        for (name, t) in self.optimiser.state()? {
+            tensors.insert(format!("{OPTIMISER_PREFIX}{name}"), t.to_device(&dev)?);
         }
         let last_used: Vec<i64> = self.tracker.last_used().iter().map(|&s| s as i64).collect();
         tensors.insert(

@@ -130,3 +130,22 @@ fn checkpoints_are_atomic_resumable_and_loadable() {
     other.num_vq_embeddings = 32;
     assert!(Trainer::resume_or_new(&other, &resumed, &path, &candle_core::Device::Cpu).is_err());
 }
+
+#[test]
+fn a_resumed_run_continues_exactly() {
+    // 6 steps straight, and 3 + 3 from a checkpoint: the same losses at every step (the AdamW
+    // moments are in the checkpoint).
+    let (config, data) = (tiny_config(), synthetic_images(8, 8, 4).unwrap());
+    let path = checkpoint_path(&scratch_dir("exact"));
+    let cpu = candle_core::Device::Cpu;
+    let codebook = TrainConfig::default().codebook;
+    let mut straight = Trainer::new(&config, &quick(codebook, 6), &cpu).unwrap();
+    let losses = |logs: Vec<vq_codebook::StepLog>| logs.iter().map(|l| l.loss).collect::<Vec<_>>();
+    let want = losses(straight.fit(&data, None, |_| {}).unwrap());
+    let mut first = Trainer::resume_or_new(&config, &quick(codebook, 3), &path, &cpu).unwrap();
+    let mut got = losses(first.fit(&data, Some(&path), |_| {}).unwrap());
+    let mut second = Trainer::resume_or_new(&config, &quick(codebook, 6), &path, &cpu).unwrap();
+    assert_eq!(second.step(), 3);
+    got.extend(losses(second.fit(&data, Some(&path), |_| {}).unwrap()));
+    assert_eq!(got, want);
+}

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 /// Errors of weight-file reading, discovery and device selection.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A saved optimiser state does not fit the optimiser's variables.
+    #[error("optimiser state: {0}")]
+    OptimiserState(String),
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {

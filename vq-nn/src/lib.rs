@@ -40,6 +40,7 @@
 //! # }
 //! ```
 
+mod adamw;
 mod allocator;
 mod attention;
 mod compute_dtype;
@@ -64,6 +65,7 @@ mod weight_source;
 mod winograd;
 mod zip_archive;
 
+pub use adamw::{AdamW, ParamsAdamW};
 pub use allocator::tune_allocator;
 pub use attention::{AttentionPrecision, multi_head_attention};
 pub use compute_dtype::compute_dtype;

@@ -59,7 +59,10 @@ fn the_exported_folder_is_what_vqd_train_writes() {
         let diff = (a - *b).unwrap().abs().unwrap().max_all().unwrap();
         diff.to_scalar::<f32>().unwrap() > 1e-4
     });
-    assert!(moved.count() > before.len() / 2, "the export is the untrained fixture");
+    assert!(
+        moved.count() > before.len() / 2,
+        "the export is the untrained fixture"
+    );
 }
 
 fn vqd() -> Command {

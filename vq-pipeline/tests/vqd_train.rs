@@ -199,3 +199,107 @@ fn bad_data_is_named_or_skipped() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("skipped 1 bad item"), "{stderr}");
 }
+
+#[test]
+fn a_vq_vae_trains_resumes_exactly_and_a_denoiser_learns_its_tokens() {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("vqd-train-vqvae");
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    dataset(&data);
+    let vqvae = |out: &Path, steps: &str| {
+        let mut c = vqd();
+        c.args(["train", "vqvae", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .args([
+                "--steps",
+                steps,
+                "--batch-size",
+                "4",
+                "--checkpoint-every",
+                "2",
+            ])
+            .args(["--validation", "0.25", "--seed", "3"]);
+        c
+    };
+    // Straight to 6 steps, and 4 then 6: the same log, the same weights.
+    let (a, b) = (root.join("a"), root.join("b"));
+    run_ok(&mut vqvae(&a, "6"));
+    run_ok(&mut vqvae(&b, "4"));
+    let resumed = run_ok(&mut vqvae(&b, "6"));
+    let log = |run: &Path| std::fs::read_to_string(run.join("log.csv")).unwrap();
+    assert_eq!(log(&a), log(&b), "resuming changed the run: {resumed}");
+    assert_eq!(log(&a).lines().count(), 1 + 6);
+    let weights =
+        |run: &Path| std::fs::read(run.join("vqvae/diffusion_pytorch_model.safetensors")).unwrap();
+    assert_eq!(weights(&a), weights(&b));
+    for file in [
+        "config.json",
+        "loss_curve.png",
+        "reconstructions.png",
+        "report.json",
+        "vqvae/config.json",
+    ] {
+        assert!(a.join(file).is_file(), "{file} missing");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["validation_psnr_db"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+
+    // The denoiser on the new VQ-VAE's tokens; the export carries that VQ-VAE and generates.
+    let denoiser = root.join("denoiser");
+    run_ok(
+        vqd()
+            .arg("train")
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&denoiser)
+            .arg("--vqvae")
+            .arg(a.join("vqvae"))
+            .args(["--steps", "2", "--batch-size", "2", "--sample-every", "0"]),
+    );
+    assert_eq!(
+        weights(&a),
+        std::fs::read(denoiser.join("model/vqvae/diffusion_pytorch_model.safetensors")).unwrap()
+    );
+    run_ok(
+        vqd()
+            .args(["generate", "a red circle", "--sampler", "fast", "--model"])
+            .arg(denoiser.join("model"))
+            .arg("--out")
+            .arg(root.join("drawn.png")),
+    );
+
+    // A codebook the transformer cannot predict is refused, naming both sizes.
+    let mut architecture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("vqvae/config.json")).unwrap())
+            .unwrap();
+    architecture["num_vq_embeddings"] = 16.into();
+    let arch = root.join("small.json");
+    std::fs::write(&arch, architecture.to_string()).unwrap();
+    let small = root.join("small");
+    run_ok(vqvae(&small, "1").arg("--architecture").arg(&arch));
+    let out = vqd()
+        .arg("train")
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(root.join("mismatch"))
+        .arg("--vqvae")
+        .arg(small.join("vqvae"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("has 16 codes") && err.contains("predicts 256 classes"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

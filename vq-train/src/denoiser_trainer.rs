@@ -24,7 +24,9 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::io;
-use crate::{AdamW, Ema, Error, JointModel, LrSchedule, ParamsAdamW, Result, clip_grad_norm};
+use crate::{
+    AdamW, AdamWFile, Ema, Error, JointModel, LrSchedule, ParamsAdamW, Result, clip_grad_norm,
+};
 
 /// Every hyper-parameter of a denoiser run (serialised with the run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

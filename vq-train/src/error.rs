@@ -37,6 +37,16 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 }
 
+impl From<vq_nn::Error> for Error {
+    fn from(e: vq_nn::Error) -> Self {
+        match e {
+            vq_nn::Error::OptimiserState(m) => Error::State(m),
+            vq_nn::Error::Candle(c) => Error::Candle(c),
+            other => Error::State(other.to_string()),
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 

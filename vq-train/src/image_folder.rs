@@ -62,14 +62,26 @@ fn is_image(path: &Path) -> bool {
 #[derive(Deserialize)]
 struct MetadataLine {
     file_name: String,
-    text: String,
+    #[serde(default)]
+    text: Option<String>,
 }
 
 impl ImageFolder {
     /// Reads the folder's captions (`metadata.jsonl`, else `.txt` files) and checks every image
     /// header.
     pub fn open(root: impl AsRef<Path>, bad: BadData) -> Result<Self> {
-        let root = root.as_ref().to_path_buf();
+        Self::open_with(root.as_ref(), bad, true)
+    }
+
+    /// The folder's images without captions (for training a VQ-VAE): the files `metadata.jsonl`
+    /// lists when there is one (its `text` is not needed), else every PNG / JPEG in the folder.
+    /// Captions are left empty; every image header is checked.
+    pub fn open_images(root: impl AsRef<Path>, bad: BadData) -> Result<Self> {
+        Self::open_with(root.as_ref(), bad, false)
+    }
+
+    fn open_with(root: &Path, bad: BadData, captioned: bool) -> Result<Self> {
+        let root = root.to_path_buf();
         if !root.is_dir() {
             return Err(Error::Data {
                 path: root,
@@ -96,7 +108,18 @@ impl ImageFolder {
                     continue;
                 }
                 match serde_json::from_str::<MetadataLine>(line) {
-                    Ok(m) => candidates.push((root.join(&m.file_name), m.text)),
+                    Ok(MetadataLine {
+                        file_name,
+                        text: Some(text),
+                    }) => candidates.push((root.join(&file_name), text)),
+                    Ok(MetadataLine { file_name, .. }) if !captioned => {
+                        candidates.push((root.join(&file_name), String::new()))
+                    }
+                    Ok(_) => problem(
+                        metadata.clone(),
+                        format!("line {}: no \"text\" (the caption)", i + 1),
+                        &mut folder,
+                    )?,
                     Err(e) => problem(
                         metadata.clone(),
                         format!(
@@ -114,7 +137,9 @@ impl ImageFolder {
                 .collect();
             entries.sort();
             for path in &entries {
-                if is_image(path) {
+                if is_image(path) && !captioned {
+                    candidates.push((path.clone(), String::new()));
+                } else if is_image(path) {
                     let caption_file = path.with_extension("txt");
                     match std::fs::read_to_string(&caption_file) {
                         Ok(c) => candidates.push((path.clone(), c.trim().to_string())),
@@ -127,7 +152,8 @@ impl ImageFolder {
                             &mut folder,
                         )?,
                     }
-                } else if path.extension().is_some_and(|e| e == "txt")
+                } else if captioned
+                    && path.extension().is_some_and(|e| e == "txt")
                     && !IMAGE_EXTENSIONS.iter().any(|e| {
                         path.with_extension(e).is_file()
                             || path.with_extension(e.to_ascii_uppercase()).is_file()
@@ -142,7 +168,7 @@ impl ImageFolder {
             }
         }
         for (path, caption) in candidates {
-            if caption.trim().is_empty() {
+            if captioned && caption.trim().is_empty() {
                 problem(path, "the caption is empty".into(), &mut folder)?;
                 continue;
             }
@@ -172,7 +198,8 @@ impl ImageFolder {
             return Err(Error::Data {
                 path: root,
                 reason: format!(
-                    "no usable captioned images ({} skipped)",
+                    "no usable {}images ({} skipped)",
+                    if captioned { "captioned " } else { "" },
                     folder.skipped.len()
                 ),
             });

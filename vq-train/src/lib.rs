@@ -2,7 +2,8 @@
 //! recipe:
 //!
 //! * [`AdamW`] with its moments saved and restored (an exact resume), the update of
-//!   candle-nn's AdamW operation for operation;
+//!   candle-nn's AdamW operation for operation (`vq-nn`'s, saved to files by [`AdamWFile`]);
+//! * the VQ-VAE trainer, whose home is `vq-codebook`: [`VqVaeTrainer`], [`VqVaeTrainConfig`];
 //! * [`Ema`] of the weights (the original VQ-Diffusion evaluates EMA weights);
 //! * [`clip_grad_norm`] (global L2 norm) and [`LrSchedule`] (warm-up + cosine);
 //! * crash-safe writes ([`write_atomic`], [`save_tensors_atomic`], [`write_json_atomic`]);
@@ -41,7 +42,6 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-mod adamw;
 mod atomic_file;
 #[cfg(feature = "charts")]
 mod chart;
@@ -52,9 +52,9 @@ mod grad_clip;
 mod image_folder;
 mod joint_model;
 mod lr_schedule;
+mod optimiser_file;
 mod sharding;
 
-pub use adamw::{AdamW, ParamsAdamW};
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
 #[cfg(feature = "charts")]
 pub use chart::{LineChart, Series, register_font};
@@ -65,7 +65,10 @@ pub use grad_clip::clip_grad_norm;
 pub use image_folder::{BadData, CaptionedImage, ImageFolder, fit_image};
 pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX};
 pub use lr_schedule::LrSchedule;
+pub use optimiser_file::AdamWFile;
 pub use sharding::Rank;
+pub use vq_codebook::{TrainConfig as VqVaeTrainConfig, Trainer as VqVaeTrainer};
+pub use vq_nn::{AdamW, ParamsAdamW};
 
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

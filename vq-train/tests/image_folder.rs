@@ -136,3 +136,45 @@ fn the_validation_split_is_stable_and_does_not_move_when_images_are_added() {
         "held-out images moved"
     );
 }
+
+#[test]
+fn images_without_captions_are_read_for_the_vq_vae() {
+    // No captions at all: every image of the folder.
+    let dir = tempfile::tempdir().unwrap();
+    png(&dir.path().join("b.png"), 8, 8);
+    png(&dir.path().join("a.png"), 12, 9);
+    std::fs::write(dir.path().join("notes.txt"), "not a caption").unwrap();
+    let folder = ImageFolder::open_images(dir.path(), BadData::Error).unwrap();
+    let names: Vec<_> = folder
+        .items
+        .iter()
+        .map(|i| i.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["a.png", "b.png"]);
+    assert!(folder.items.iter().all(|i| i.caption.is_empty()));
+    // The captioned reader refuses the same folder, naming an image.
+    let (path, reason) = data_error(ImageFolder::open(dir.path(), BadData::Error));
+    assert!(
+        path.ends_with("a.png") && reason.contains("no caption"),
+        "{path}: {reason}"
+    );
+    // metadata.jsonl without "text" lists the images; a broken image is still named.
+    std::fs::write(
+        dir.path().join("metadata.jsonl"),
+        "{\"file_name\": \"a.png\"}\n{\"file_name\": \"c.png\"}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("c.png"), b"not a png").unwrap();
+    let (path, reason) = data_error(ImageFolder::open_images(dir.path(), BadData::Error));
+    assert!(
+        path.ends_with("c.png") && reason.contains("not a readable image"),
+        "{path}: {reason}"
+    );
+    let folder = ImageFolder::open_images(dir.path(), BadData::Skip).unwrap();
+    assert_eq!((folder.items.len(), folder.skipped.len()), (1, 1));
+    let (path, reason) = data_error(ImageFolder::open(dir.path(), BadData::Error));
+    assert!(
+        path.ends_with("metadata.jsonl") && reason.contains("no \"text\""),
+        "{path}: {reason}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap};
-use vq_train::{AdamW, Ema, Error, ParamsAdamW};
+use vq_train::{AdamW, AdamWFile, Ema, Error, ParamsAdamW};
 
 fn params() -> ParamsAdamW {
     ParamsAdamW {

@@ -13,6 +13,7 @@
 #[cfg(feature = "serve")]
 mod serve;
 mod train;
+mod train_vqvae;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,8 +53,10 @@ enum Command {
     /// Check a model folder or hub repository without generating: its files and configs
     /// (every problem is listed), and with --weights every tensor too.
     Check(CheckArgs),
-    /// Fine-tune a model on a folder of captioned images (resumable; exports a model folder).
-    Train(train::TrainArgs),
+    /// Fine-tune a model's denoiser on a folder of captioned images (`vqd train --data …`, or
+    /// `vqd train denoiser …`), or train a VQ-VAE on a folder of images (`vqd train vqvae …`).
+    /// Resumable; exports a model folder.
+    Train(train::TrainCommand),
     /// A local web app (and JSON HTTP API) that generates and edits images, showing the tokens
     /// unmask live.
     #[cfg(feature = "serve")]
@@ -741,7 +744,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate(args),
         Command::Inpaint(args) => inpaint(args),
         Command::Vary(args) => vary(args),
-        Command::Train(args) => train::train(args),
+        Command::Train(command) => train::run(command),
         #[cfg(feature = "serve")]
         Command::Serve(args) => {
             let (pipeline, record) = load(&args.model)?;

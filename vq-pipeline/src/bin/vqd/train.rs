@@ -29,15 +29,45 @@ use vq_transformer::Transformer2DConfig;
 
 use crate::{ModelArgs, locate};
 
+/// `vqd train`: the denoiser by default, or a stage named by a subcommand.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TrainCommand {
+    #[command(subcommand)]
+    stage: Option<TrainStage>,
+    #[command(flatten)]
+    denoiser: TrainArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum TrainStage {
+    /// Fine-tune the denoiser (text encoder, transformer, null embedding) on captioned images —
+    /// what `vqd train` does without a subcommand.
+    Denoiser(TrainArgs),
+    /// Train a VQ-VAE from scratch on a folder of images; its export is what `vqd train
+    /// --vqvae` trains a denoiser on.
+    Vqvae(crate::train_vqvae::TrainVqvaeArgs),
+}
+
+/// Runs the chosen stage.
+pub fn run(command: TrainCommand) -> anyhow::Result<()> {
+    match command.stage {
+        Some(TrainStage::Vqvae(args)) => crate::train_vqvae::train_vqvae(args),
+        Some(TrainStage::Denoiser(args)) => train(args),
+        None => train(command.denoiser),
+    }
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// The images: a folder with `metadata.jsonl` (`{"file_name", "text"}` a line) or a
     /// same-name `.txt` caption beside each image.
-    #[arg(long)]
-    data: PathBuf,
+    /// (Optional only to clap, so that `vqd train vqvae` needs none: required without a stage.)
+    #[arg(long, required = true)]
+    data: Option<PathBuf>,
     /// The run folder (created; re-running with it resumes).
-    #[arg(long)]
-    out: PathBuf,
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
     /// The model to start from (`--model`; default: the embedded model).
     #[command(flatten)]
     model: ModelArgs,
@@ -79,6 +109,11 @@ pub struct TrainArgs {
     /// Leave bad images out (counted) instead of stopping at the first.
     #[arg(long)]
     skip_bad_data: bool,
+    /// A VQ-VAE folder (`vqd train vqvae`'s `RUN/vqvae`, or any diffusers `VQModel` folder)
+    /// whose tokens the denoiser learns, in place of the model's own; the export carries it.
+    /// Its codebook must have as many codes as the transformer has classes.
+    #[arg(long)]
+    vqvae: Option<PathBuf>,
 }
 
 /// Hash of what the token cache depends on: every image's path, size, mtime and caption, and
@@ -192,11 +227,19 @@ fn settings(args: &TrainArgs) -> anyhow::Result<DenoiserTrainingConfig> {
 /// leaving out the weight files of the parts that training replaces (anything else in the
 /// folder — an old model card, test outputs — is not part of the model and stays behind).
 fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let replaced = [
-        "text_encoder",
-        "transformer",
-        "learned_classifier_free_sampling_embeddings",
-    ];
+    copy_pipeline(
+        from,
+        to,
+        &[
+            "text_encoder",
+            "transformer",
+            "learned_classifier_free_sampling_embeddings",
+        ],
+    )
+}
+
+/// [`copy_model`] leaving out the weight files of the components in `replaced`.
+fn copy_pipeline(from: &Path, to: &Path, replaced: &[&str]) -> anyhow::Result<()> {
     let with_path = |what: &str, path: &Path, e: std::io::Error| {
         anyhow::anyhow!("{what} {}: {e}", path.display())
     };
@@ -247,6 +290,48 @@ fn copy_model(from: &Path, to: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `RUN/base`: the model at `root` with its VQ-VAE replaced by the one at `vqvae`, after
+/// checking that the transformer has a class for each of its codes.
+fn with_vqvae(root: &Path, vqvae: &Path, run: &Path) -> anyhow::Result<PathBuf> {
+    let vq_config = vqvae.join("config.json");
+    let vq = vq_codebook::VqModelConfig::from_file(&vq_config)
+        .map_err(|e| anyhow::anyhow!("--vqvae {}: {e}", vq_config.display()))?;
+    let tr_config = root.join("transformer").join("config.json");
+    let transformer: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&tr_config)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tr_config.display()))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", tr_config.display()))?;
+    let classes = transformer["num_vector_embeds"].as_u64().unwrap_or(0) as usize;
+    anyhow::ensure!(
+        classes == vq.num_vq_embeddings + 1,
+        "--vqvae {}: its codebook has {} codes but the transformer of {} predicts {} classes \
+         (num_vector_embeds {classes} = codes + the mask); train a VQ-VAE with num_vq_embeddings \
+         {} (vqd train vqvae --architecture) or start from a model that matches",
+        vqvae.display(),
+        vq.num_vq_embeddings,
+        root.display(),
+        classes.saturating_sub(1),
+        classes.saturating_sub(1)
+    );
+    let base = run.join("base");
+    let _ = std::fs::remove_dir_all(&base);
+    copy_pipeline(root, &base, &["vqvae"])?;
+    for entry in
+        std::fs::read_dir(vqvae).map_err(|e| anyhow::anyhow!("--vqvae {}: {e}", vqvae.display()))?
+    {
+        let path = entry?.path();
+        if path.is_file() {
+            let target = base
+                .join("vqvae")
+                .join(path.file_name().unwrap_or_default());
+            std::fs::copy(&path, &target)
+                .map_err(|e| anyhow::anyhow!("{} → {}: {e}", path.display(), target.display()))?;
+        }
+    }
+    Ok(base)
 }
 
 /// The loss curve of the log so far: every step, and a moving average over 25.
@@ -324,6 +409,9 @@ fn validation_bits(
 
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let (Some(data_dir), Some(out)) = (args.data.clone(), args.out.clone()) else {
+        anyhow::bail!("vqd train needs --data and --out (see vqd train --help)");
+    };
     anyhow::ensure!(
         matches!(args.model.dtype, crate::DTypeArg::F32),
         "--dtype has no effect on vqd train: training keeps f32 weights (the export keeps each \
@@ -331,6 +419,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     );
     let device = vq_nn::parse_device(&args.model.device)?;
     let (root, name, variant, _) = locate(&args.model)?;
+    let root = match &args.vqvae {
+        Some(vqvae) => with_vqvae(&root, vqvae, &out)?,
+        None => root,
+    };
     let pipeline = VqDiffusionPipeline::from_pretrained(
         &root,
         LoadOptions {
@@ -345,17 +437,17 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     } else {
         BadData::Error
     };
-    let folder = ImageFolder::open(&args.data, bad)?;
+    let folder = ImageFolder::open(&data_dir, bad)?;
     if !folder.skipped.is_empty() {
         eprintln!("skipped {} bad item(s):", folder.skipped.len());
         for (path, why) in &folder.skipped {
             eprintln!("  {}: {why}", path.display());
         }
     }
-    std::fs::create_dir_all(&args.out)?;
+    std::fs::create_dir_all(&out)?;
     let config = settings(&args)?;
-    write_json_atomic(&args.out.join("config.json"), &config)?;
-    let all_tokens = tokens(&pipeline, &folder, &args.out)?;
+    write_json_atomic(&out.join("config.json"), &config)?;
+    let all_tokens = tokens(&pipeline, &folder, &out)?;
     let (train_items, val_items) = folder.split(args.validation, config.seed);
     let index = |items: &[&vq_train::CaptionedImage]| -> anyhow::Result<(Tensor, Vec<String>)> {
         let idx: Vec<u32> = items
@@ -390,8 +482,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let chain = MaskAndReplace::from_scheduler_config(&schedule)?;
     let tokenizer = ClipTokenizer::from_pretrained(&files.tokenizer_dir)?;
     let mut trainer = DenoiserTrainer::new(model, chain, tokenizer, config.clone())?;
-    let checkpoint = args.out.join("checkpoint");
-    let loss_csv = args.out.join("loss.csv");
+    let checkpoint = out.join("checkpoint");
+    let loss_csv = out.join("loss.csv");
     let mut log = String::from("step,loss,vlb_per_token,aux_per_token,grad_norm,lr,skipped\n");
     if trainer.resume(&checkpoint)? {
         // Keep the logged steps up to the checkpoint: the resumed run continues the curve.
@@ -407,7 +499,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 log.push('\n');
             }
         }
-        eprintln!("resumed {} at step {}", args.out.display(), trainer.step());
+        eprintln!("resumed {} at step {}", out.display(), trainer.step());
     }
     let val_prompts: Vec<String> = val_items
         .iter()
@@ -435,7 +527,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         if s.step % args.checkpoint_every.max(1) == 0 || s.step == config.steps {
             trainer.save_checkpoint(&checkpoint)?;
             write_atomically(&loss_csv, log.as_bytes())?;
-            loss_chart(&log).save(&args.out, "loss_curve")?;
+            loss_chart(&log).save(&out, "loss_curve")?;
         }
         if args.sample_every > 0 && s.step % args.sample_every == 0 && !val_prompts.is_empty() {
             let m = trainer.model();
@@ -444,8 +536,8 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
                 m.transformer.clone(),
                 m.null.as_ref().map(|v| v.as_tensor().clone()),
             )?;
-            let path = args.out.join(format!("samples/step-{:06}.png", s.step));
-            std::fs::create_dir_all(args.out.join("samples"))?;
+            let path = out.join(format!("samples/step-{:06}.png", s.step));
+            std::fs::create_dir_all(out.join("samples"))?;
             write_sample_grid(&current, &val_prompts, &path)?;
         }
     }
@@ -454,7 +546,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let train_seconds = train_started.elapsed().as_secs_f64();
 
     // Export: the starting model's folder with the trained parts (EMA weights when kept).
-    let exported = args.out.join("model");
+    let exported = out.join("model");
     let _ = std::fs::remove_dir_all(&exported);
     copy_model(&root, &exported)?;
     if let Some(ema) = trainer.ema() {
@@ -471,7 +563,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
          The components load in diffusers' `VQDiffusionPipeline` like the original's.\n",
         config.steps,
         train_items.len(),
-        args.data.display(),
+        data_dir.display(),
         val_items.len()
     );
     write_atomically(&exported.join("README.md"), card.as_bytes())?;
@@ -484,7 +576,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     )?;
 
     let mut report = serde_json::json!({
-        "data": args.data.display().to_string(),
+        "data": data_dir.display().to_string(),
         "images": folder.items.len(),
         "skipped": folder.skipped.len(),
         "training_images": train_items.len(),
@@ -501,9 +593,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             "before": validation_bits(&pipeline, &val_tokens, &val_captions)?,
             "after": validation_bits(&trained, &val_tokens, &val_captions)?,
         });
-        write_sample_grid(&trained, &val_prompts, &args.out.join("samples.png"))?;
+        write_sample_grid(&trained, &val_prompts, &out.join("samples.png"))?;
     }
-    write_json_atomic(&args.out.join("report.json"), &report)?;
+    write_json_atomic(&out.join("report.json"), &report)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     println!(
         "exported {} (vqd generate --model {})",

@@ -1,14 +1,14 @@
 //! AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization", Algorithm 2) over
 //! named variables, with its moments exposed so that a checkpoint holds them and a resumed run
 //! continues exactly where it stopped (candle's own `AdamW` keeps them private, so a resume
-//! there restarts with zero moments).
+//! there restarts with zero moments). Shared by every trainer of the workspace (`vq-codebook`'s
+//! VQ-VAE trainer, `vq-train`'s denoiser trainer, which also saves it to a file).
 //!
 //! The update is candle-nn's, operation for operation (so the two give bit-identical weights,
 //! tested): with step `t`, `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
 //! `θ ← θ(1 − lr·λ) − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε)`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
@@ -62,6 +62,14 @@ impl AdamW {
         Self::new(vars, params)
     }
 
+    /// The device of the variables (the CPU when there are none).
+    pub fn device(&self) -> candle_core::Device {
+        self.slots
+            .values()
+            .next()
+            .map_or(candle_core::Device::Cpu, |s| s.var.device().clone())
+    }
+
     /// Steps taken.
     pub fn step_count(&self) -> u64 {
         self.step
@@ -110,11 +118,7 @@ impl AdamW {
             out.insert(format!("{name}.m"), slot.m.as_tensor().clone());
             out.insert(format!("{name}.v"), slot.v.as_tensor().clone());
         }
-        let device = self
-            .slots
-            .values()
-            .next()
-            .map_or(candle_core::Device::Cpu, |s| s.var.device().clone());
+        let device = self.device();
         // Two u32 halves: safetensors has no u64 in every reader.
         let step = Tensor::from_vec(vec![(self.step >> 32) as u32, self.step as u32], 2, &device)?;
         out.insert("step".into(), step);
@@ -130,9 +134,9 @@ impl AdamW {
             ] {
                 let t = state
                     .get(&key)
-                    .ok_or_else(|| Error::State(format!("no {key} in the saved state")))?;
+                    .ok_or_else(|| Error::OptimiserState(format!("no {key} in the saved state")))?;
                 if t.dims() != slot.var.dims() {
-                    return Err(Error::State(format!(
+                    return Err(Error::OptimiserState(format!(
                         "{key} has shape {:?}, the variable {:?}",
                         t.dims(),
                         slot.var.dims()
@@ -153,41 +157,22 @@ impl AdamW {
                             .is_some_and(|n| self.slots.contains_key(n))
                 })
                 .collect();
-            return Err(Error::State(format!(
+            return Err(Error::OptimiserState(format!(
                 "the saved state holds moments of variables this model does not have: {unknown:?}"
             )));
         }
         let step = state
             .get("step")
-            .ok_or_else(|| Error::State("no step in the saved state".into()))?
+            .ok_or_else(|| Error::OptimiserState("no step in the saved state".into()))?
             .to_dtype(DType::U32)?
             .to_vec1::<u32>()?;
         let [hi, lo] = step[..] else {
-            return Err(Error::State(format!(
+            return Err(Error::OptimiserState(format!(
                 "step has {} values, expected 2",
                 step.len()
             )));
         };
         self.step = (u64::from(hi) << 32) | u64::from(lo);
         Ok(())
-    }
-
-    /// Saves [`AdamW::state`] atomically as safetensors.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        crate::save_tensors_atomic(path, &self.state()?)
-    }
-
-    /// Loads a state saved by [`AdamW::save`].
-    pub fn load(&mut self, path: &Path) -> Result<()> {
-        let device = self
-            .slots
-            .values()
-            .next()
-            .map_or(candle_core::Device::Cpu, |s| s.var.device().clone());
-        let state = candle_core::safetensors::load(path, &device).map_err(|e| Error::Data {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        self.load_state(&state)
     }
 }
