@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::Rank;
 use crate::error::io;
 use crate::{
     AdamW, AdamWFile, Ema, Error, JointModel, LrSchedule, ParamsAdamW, Result, clip_grad_norm,
@@ -151,6 +152,7 @@ pub struct DenoiserTrainer {
     ema: Option<Ema>,
     sampler: TimestepSampler,
     step: u64,
+    rank: Rank,
 }
 
 impl DenoiserTrainer {
@@ -189,7 +191,22 @@ impl DenoiserTrainer {
             ema,
             sampler,
             step: 0,
+            rank: Rank::default(),
         })
+    }
+
+    /// Trains as `rank` of a data-parallel world: batches come only from this rank's shard of
+    /// the data ([`Rank::shard`]) and the randomness from its seed ([`Rank::seed`]). A world of
+    /// one is the plain run, bit for bit. (Averaging the ranks' gradients is not implemented:
+    /// see docs/scaling.md.)
+    pub fn with_rank(mut self, rank: Rank) -> Self {
+        self.rank = rank;
+        self
+    }
+
+    /// This trainer's rank.
+    pub fn rank(&self) -> Rank {
+        self.rank
     }
 
     /// Steps done.
@@ -232,11 +249,25 @@ impl DenoiserTrainer {
             )));
         }
         let c = &self.config;
+        let seed = if self.rank.world == 1 {
+            c.seed
+        } else {
+            self.rank.seed(c.seed)
+        };
         let mut rng =
-            ChaCha12Rng::seed_from_u64(c.seed ^ self.step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            ChaCha12Rng::seed_from_u64(seed ^ self.step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let b = c.batch_size;
         let device = data.tokens.device().clone();
-        let idx: Vec<u32> = (0..b).map(|_| rng.random_range(0..m) as u32).collect();
+        let shard: Vec<usize> = self.rank.shard(m).collect();
+        if shard.is_empty() {
+            return Err(Error::InvalidSetting(format!(
+                "rank {} of {} has no data: {m} examples for {} ranks",
+                self.rank.rank, self.rank.world, self.rank.world
+            )));
+        }
+        let idx: Vec<u32> = (0..b)
+            .map(|_| shard[rng.random_range(0..shard.len())] as u32)
+            .collect();
         let x0 = data
             .tokens
             .index_select(&Tensor::from_vec(idx.clone(), b, &device)?, 0)?;

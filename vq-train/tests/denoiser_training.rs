@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use clip_text::{ClipTextConfig, ClipTokenizer};
 use discrete_diffusion::{MaskAndReplace, TimestepSampling, VqDiffusionSchedule};
-use vq_train::{DenoiserTrainer, DenoiserTrainingConfig, JointModel, TokenData};
+use vq_train::{DenoiserTrainer, DenoiserTrainingConfig, JointModel, Rank, TokenData};
 use vq_transformer::Transformer2DConfig;
 
 fn model_dir() -> PathBuf {
@@ -167,4 +167,45 @@ fn exported_parts_hold_the_trained_weights_under_their_keys() {
     )
     .unwrap();
     assert!(null.contains_key("embeddings"));
+}
+
+#[test]
+fn a_rank_trains_only_on_its_shard() {
+    // The odd examples hold an id no codebook has: any step that draws one fails. Rank 0 of 2
+    // (the even examples) trains; rank 1 of 2 and a single process draw them and fail.
+    let mut d = data();
+    let mut tokens: Vec<u32> = d.tokens.flatten_all().unwrap().to_vec1().unwrap();
+    for example in (1..8).step_by(2) {
+        tokens[example * 64..(example + 1) * 64].fill(9999);
+    }
+    d.tokens = Tensor::from_vec(tokens, (8, 64), &Device::Cpu).unwrap();
+    let run = |rank: Option<Rank>| {
+        let mut t = trainer(config());
+        if let Some(r) = rank {
+            t = t.with_rank(r);
+        }
+        (0..4).try_for_each(|_| t.train_step(&d).map(|_| ()))
+    };
+    run(Some(Rank::new(0, 2).unwrap())).unwrap();
+    let err = run(Some(Rank::new(1, 2).unwrap())).unwrap_err().to_string();
+    assert!(err.contains("9999"), "{err}");
+    assert!(run(None).is_err());
+    // A world of one is the plain run, bit for bit.
+    let mut plain = trainer(config());
+    let mut ranked = trainer(config()).with_rank(Rank::default());
+    let clean = data();
+    for _ in 0..2 {
+        assert_eq!(
+            plain.train_step(&clean).unwrap().loss,
+            ranked.train_step(&clean).unwrap().loss
+        );
+    }
+    // A rank with no data is refused.
+    let mut lonely = trainer(config()).with_rank(Rank::new(9, 10).unwrap());
+    let two = TokenData {
+        tokens: clean.tokens.narrow(0, 0, 2).unwrap(),
+        captions: clean.captions[..2].to_vec(),
+    };
+    let err = lonely.train_step(&two).unwrap_err().to_string();
+    assert!(err.contains("rank 9 of 10 has no data"), "{err}");
 }

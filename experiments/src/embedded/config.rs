@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 use vq_codebook::{DownBlockType, ReconstructionLoss, UpBlockType, VqModelConfig};
 use vq_transformer::Transformer2DConfig;
 
-use super::text_pretraining::TextPretraining;
-
 /// VQ-VAE training stage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VqStage {
@@ -287,4 +285,15 @@ impl EmbeddedConfig {
     pub fn codebook(&self) -> usize {
         self.vq.model.num_vq_embeddings
     }
+}
+
+/// Settings of the text pre-training stage (`text_pretraining.rs`; 0 steps: skip it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextPretraining {
+    /// Optimisation steps.
+    pub steps: u64,
+    /// Captions per step.
+    pub batch_size: usize,
+    /// AdamW learning rate (constant).
+    pub learning_rate: f64,
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::diffusers_export::RECOMMENDED_GENERATION;
 use super::evaluation::{EvalReport, report_rows};
-use super::run::TrainingReport;
+use super::training_report::TrainingReport;
 use vq_train::write_atomic;
 
 /// Writes `README.md` into the exported folder `out`.

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use shape_world::World;
 use vq_codebook::VqModel;
 
@@ -18,31 +17,9 @@ use super::model_card::write_model_card;
 use super::progress::CsvLog;
 use super::text_pretraining::initial_text_encoder;
 use super::token_cache::load_or_encode;
-use super::vq_stage::{VqReport, run_vq_stage, vq_export_dir};
+use super::training_report::TrainingReport;
+use super::vq_stage::{run_vq_stage, vq_export_dir};
 use vq_train::write_json_atomic;
-
-/// What a (completed) run produced.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainingReport {
-    /// The recipe.
-    pub config: EmbeddedConfig,
-    /// VQ-VAE stage results.
-    pub vq: VqReport,
-    /// Mean seconds per denoiser step over this session.
-    pub denoiser_seconds_per_step: f64,
-    /// Denoiser training wall time over all sessions (s).
-    pub denoiser_seconds: f64,
-    /// Steps at which denoiser sessions started.
-    pub denoiser_sessions: Vec<u64>,
-    /// Final loss (mean over the last logged steps), if known.
-    pub final_loss: Option<f64>,
-    /// Exported folder size (bytes).
-    pub export_bytes: u64,
-    /// Smoke check: oracle all-correct rate on a few single-object test prompts.
-    pub smoke_single_all_correct: f64,
-    /// Whether the denoiser reached its configured step count.
-    pub complete: bool,
-}
 
 /// Where a run keeps its state.
 pub struct RunPaths {

@@ -21,27 +21,15 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use clip_text::{ClipTextModel, ClipTokenizer, l2_normalise_tokens};
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use shape_world::{Colour, ObjectSpec, Relation, Scene, SceneSpec, Shape, Size};
 
-use super::config::EmbeddedConfig;
+use super::config::{EmbeddedConfig, TextPretraining};
 use super::denoiser_training::{repository_tokenizer_dir, step_rng};
 use super::joint_model::{JointModel, TEXT_PREFIX};
 use super::progress::{say, stage_bar};
 use super::training_captions::training_spec;
 use crate::variant_study::json_hash;
 use vq_train::save_tensors_atomic;
-
-/// Settings of the stage (0 steps: skip it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TextPretraining {
-    /// Optimisation steps.
-    pub steps: u64,
-    /// Captions per step.
-    pub batch_size: usize,
-    /// AdamW learning rate (constant).
-    pub learning_rate: f64,
-}
 
 /// Class counts of the probe's heads, each with a last "not said" class: per object colour,
 /// shape, size, row, column; then the relation.
