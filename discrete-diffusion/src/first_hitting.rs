@@ -29,7 +29,7 @@ use candle_core::{DType, Tensor};
 
 use crate::known_tokens::KnownTokens;
 use crate::sampler::StepEvent;
-use crate::{Error, NoiseSource, Result, Timesteps, Transition, gumbel_argmax};
+use crate::{NoiseSource, Result, Timesteps, Transition, gumbel_argmax};
 
 /// Logit that no Gumbel draw can lift into the argmax.
 const EXCLUDED: f32 = -1e30;
@@ -53,21 +53,13 @@ pub(crate) fn run_first_hitting<T: Transition + ?Sized>(
     noise: &mut dyn NoiseSource,
     on_step: &mut dyn FnMut(&StepEvent) -> Result<()>,
 ) -> Result<Tensor> {
-    let mask = transition.mask_index().ok_or_else(|| {
-        Error::InvalidSetting("the first-hitting sampler needs a chain with a mask state".into())
-    })? as u32;
+    let mask = crate::unmasking::mask_of(transition, "first-hitting")?;
     let (b, n) = x.dims2()?;
     let device = x.device().clone();
     let k = transition.num_classes();
     let mut tokens = x.to_dtype(DType::U32)?.flatten_all()?.to_vec1::<u32>()?;
     let is_known = |i: usize| known.is_some_and(|k| k.is_known(i));
-    if let Some(known) = known {
-        for (i, slot) in tokens.iter_mut().enumerate() {
-            if known.is_known(i) {
-                *slot = known.value(i);
-            }
-        }
-    }
+    crate::unmasking::impose_known(&mut tokens, known);
     let masked: Vec<usize> = (0..b * n)
         .filter(|&i| tokens[i] == mask && !is_known(i))
         .collect();

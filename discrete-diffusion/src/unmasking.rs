@@ -200,13 +200,7 @@ pub(crate) fn run_unmasking<T: Transition + ?Sized>(
     let editable: Vec<bool> = (0..b * n)
         .map(|i| !known.is_some_and(|k| k.is_known(i)))
         .collect();
-    if let Some(known) = known {
-        for (i, slot) in tokens.iter_mut().enumerate() {
-            if !editable[i] {
-                *slot = known.value(i);
-            }
-        }
-    }
+    impose_known(&mut tokens, known);
     let masked_at_start: Vec<usize> = (0..b)
         .map(|i| {
             tokens[i * n..(i + 1) * n]
@@ -261,6 +255,26 @@ pub(crate) fn run_unmasking<T: Transition + ?Sized>(
         call += 1;
     }
     Ok(Tensor::from_vec(tokens, (b, n), &device)?)
+}
+
+/// The mask's token id, or an error naming the sampler that needs one.
+pub(crate) fn mask_of<T: Transition + ?Sized>(transition: &T, name: &str) -> Result<u32> {
+    transition.mask_index().map(|m| m as u32).ok_or_else(|| {
+        Error::InvalidSetting(format!(
+            "the {name} sampler needs a chain with a mask state"
+        ))
+    })
+}
+
+/// The known tokens' data values written into `tokens` (flattened `(B, N)`).
+pub(crate) fn impose_known(tokens: &mut [u32], known: Option<&KnownTokens>) {
+    if let Some(known) = known {
+        for (i, slot) in tokens.iter_mut().enumerate() {
+            if known.is_known(i) {
+                *slot = known.value(i);
+            }
+        }
+    }
 }
 
 /// A standard Gumbel draw from one uniform.

@@ -2,34 +2,12 @@
 //! template world: sampled sequences must follow the data distribution, and the ELBO of the
 //! exact denoiser must bound the true entropy from above, tightly.
 
+mod template_world_support;
+
 use candle_core::Device;
 use discrete_diffusion::*;
 use rand::SeedableRng;
-
-fn world() -> TemplateWorld {
-    TemplateWorld::new(4, 3, 3, 0.1, 7)
-}
-
-/// Total-variation distance between the empirical distribution of `samples` and `p`.
-fn tv_to_truth(world: &TemplateWorld, samples: &[Vec<u32>]) -> f64 {
-    let k = world.num_classes as u32;
-    let mut counts = std::collections::HashMap::new();
-    for s in samples {
-        *counts.entry(s.clone()).or_insert(0usize) += 1;
-    }
-    let mut tv = 0.0;
-    for a in 0..k {
-        for b in 0..k {
-            for c in 0..k {
-                let x = vec![a, b, c];
-                let p = world.log_prob(&x).exp();
-                let q = *counts.get(&x).unwrap_or(&0) as f64 / samples.len() as f64;
-                tv += (p - q).abs();
-            }
-        }
-    }
-    tv / 2.0
-}
+use template_world_support::{tv_to_truth, world};
 
 fn run(transition: &AnyTransition, config: &SamplerConfig, seed: u64) -> f64 {
     let w = world();

@@ -4,15 +4,14 @@
 //! calls, no masked token left at the end, the same output for the same seed, and, with the
 //! exact (Bayes) denoiser of a tiny template world, samples that follow the data distribution.
 
+mod template_world_support;
+
 use std::cell::Cell;
+use template_world_support::{tv_to_truth, world};
 
 use candle_core::{Device, Tensor};
 use discrete_diffusion::*;
 use proptest::prelude::*;
-
-fn world() -> TemplateWorld {
-    TemplateWorld::new(4, 3, 3, 0.1, 7)
-}
 
 fn absorbing(t: usize) -> AnyTransition {
     AnyTransition::Absorbing(
@@ -29,27 +28,6 @@ fn method(config: SamplingMethod) -> SamplerConfig {
         method: config,
         ..Default::default()
     }
-}
-
-/// Total-variation distance between the empirical distribution of `samples` and the world's.
-fn tv_to_truth(world: &TemplateWorld, samples: &[Vec<u32>]) -> f64 {
-    let k = world.num_classes as u32;
-    let mut counts = std::collections::HashMap::new();
-    for s in samples {
-        *counts.entry(s.clone()).or_insert(0usize) += 1;
-    }
-    let mut tv = 0.0;
-    for a in 0..k {
-        for b in 0..k {
-            for c in 0..k {
-                let x = vec![a, b, c];
-                let p = world.log_prob(&x).exp();
-                let q = *counts.get(&x).unwrap_or(&0) as f64 / samples.len() as f64;
-                tv += (p - q).abs();
-            }
-        }
-    }
-    tv / 2.0
 }
 
 /// Samples `batch` sequences with the exact denoiser; returns them, the model calls made and

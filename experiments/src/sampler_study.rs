@@ -173,33 +173,44 @@ pub fn score_variant(
 
 /// The scores as a table (text and CSV).
 pub fn score_table(scores: &[VariantScore]) -> ResultTable {
-    let mut table = ResultTable::new(&[
+    score_table_with(scores, &[])
+}
+
+/// [`score_table`] with more columns after the standard ones: `(name, one value per score,
+/// decimals shown)`.
+pub fn score_table_with(scores: &[VariantScore], extra: &[(&str, Vec<f64>, usize)]) -> ResultTable {
+    let mut columns = vec![
         "variant",
         "single_all_correct",
         "pair_all_correct",
         "fid",
         "seconds_per_image",
         "model_calls",
-    ]);
-    for s in scores {
-        table.push(
-            vec![
-                s.label.clone(),
-                format!("{:.3}", s.single_all_correct),
-                format!("{:.3}", s.pair_all_correct),
-                format!("{:.2}", s.fid),
-                format!("{:.4}", s.seconds_per_image),
-                s.model_calls.to_string(),
-            ],
-            vec![
-                s.label.clone(),
-                s.single_all_correct.to_string(),
-                s.pair_all_correct.to_string(),
-                s.fid.to_string(),
-                s.seconds_per_image.to_string(),
-                s.model_calls.to_string(),
-            ],
-        );
+    ];
+    columns.extend(extra.iter().map(|(name, _, _)| *name));
+    let mut table = ResultTable::new(&columns);
+    for (i, s) in scores.iter().enumerate() {
+        let mut text = vec![
+            s.label.clone(),
+            format!("{:.3}", s.single_all_correct),
+            format!("{:.3}", s.pair_all_correct),
+            format!("{:.2}", s.fid),
+            format!("{:.4}", s.seconds_per_image),
+            s.model_calls.to_string(),
+        ];
+        let mut csv = vec![
+            s.label.clone(),
+            s.single_all_correct.to_string(),
+            s.pair_all_correct.to_string(),
+            s.fid.to_string(),
+            s.seconds_per_image.to_string(),
+            s.model_calls.to_string(),
+        ];
+        for (_, values, decimals) in extra {
+            text.push(format!("{:.*}", decimals, values[i]));
+            csv.push(values[i].to_string());
+        }
+        table.push(text, csv);
     }
     table
 }

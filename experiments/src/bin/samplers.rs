@@ -14,8 +14,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use discrete_diffusion::Transition;
-use experiments::result_table::ResultTable;
-use experiments::sampler_study::{SamplerStudyArgs, VariantScore, generate_set, score_variant};
+use experiments::sampler_study::{
+    SamplerStudyArgs, VariantScore, generate_set, score_table_with, score_variant,
+};
 use experiments::{LineChart, Series, record_settings};
 use shape_world::{Attribute, FeatureNet, Histogram, Shape, Split, World, analyse};
 use vq_pipeline::{
@@ -247,41 +248,22 @@ fn main() -> anyhow::Result<()> {
         with(SamplerChoice::FirstHitting, None, none()),
     )?;
 
-    let mut table = ResultTable::new(&[
-        "variant",
-        "single_all_correct",
-        "pair_all_correct",
-        "fid",
-        "diversity_entropy",
-        "diversity_tv",
-        "seconds_per_image",
-        "model_calls",
-    ]);
-    for r in &rows {
-        let s = &r.score;
-        table.push(
-            vec![
-                s.label.clone(),
-                format!("{:.3}", s.single_all_correct),
-                format!("{:.3}", s.pair_all_correct),
-                format!("{:.2}", s.fid),
-                format!("{:.3}", r.entropy),
-                format!("{:.3}", r.diversity_tv),
-                format!("{:.4}", s.seconds_per_image),
-                s.model_calls.to_string(),
-            ],
-            vec![
-                s.label.clone(),
-                s.single_all_correct.to_string(),
-                s.pair_all_correct.to_string(),
-                s.fid.to_string(),
-                r.entropy.to_string(),
-                r.diversity_tv.to_string(),
-                s.seconds_per_image.to_string(),
-                s.model_calls.to_string(),
-            ],
-        );
-    }
+    let scores: Vec<VariantScore> = rows.iter().map(|r| r.score.clone()).collect();
+    let table = score_table_with(
+        &scores,
+        &[
+            (
+                "diversity_entropy",
+                rows.iter().map(|r| r.entropy).collect(),
+                3,
+            ),
+            (
+                "diversity_tv",
+                rows.iter().map(|r| r.diversity_tv).collect(),
+                3,
+            ),
+        ],
+    );
     print!("{}", table.text());
     std::fs::write(args.out.join("samplers.csv"), table.csv())?;
     println!("data (real circles): diversity entropy {data_entropy:.3}");

@@ -177,27 +177,37 @@ fn tokens(
     Ok(tokens)
 }
 
+/// `defaults` with the keys of the JSON object in `path` (`--config`) replacing theirs; an
+/// unknown key or a value of the wrong type is an error naming the file.
+pub fn merge_config<T: serde::Serialize + serde::de::DeserializeOwned>(
+    defaults: T,
+    path: Option<&Path>,
+) -> anyhow::Result<T> {
+    let mut value = serde_json::to_value(defaults)?;
+    let Some(path) = path else {
+        return Ok(serde_json::from_value(value)?);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+    let given: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+    let serde_json::Value::Object(given) = given else {
+        anyhow::bail!("--config {}: expected a JSON object", path.display());
+    };
+    for (k, v) in given {
+        anyhow::ensure!(
+            value.get(&k).is_some(),
+            "--config {}: unknown setting {k:?}",
+            path.display()
+        );
+        value[k] = v;
+    }
+    serde_json::from_value(value).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))
+}
+
 /// The run's settings: defaults, then `--config`, then the flags.
 fn settings(args: &TrainArgs) -> anyhow::Result<DenoiserTrainingConfig> {
-    let mut value = serde_json::to_value(DenoiserTrainingConfig::default())?;
-    if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
-        let given: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
-        let serde_json::Value::Object(given) = given else {
-            anyhow::bail!("--config {}: expected a JSON object", path.display());
-        };
-        for (k, v) in given {
-            anyhow::ensure!(
-                value.get(&k).is_some(),
-                "--config {}: unknown setting {k:?}",
-                path.display()
-            );
-            value[k] = v;
-        }
-    }
-    let mut config: DenoiserTrainingConfig = serde_json::from_value(value)?;
+    let mut config = merge_config(DenoiserTrainingConfig::default(), args.config.as_deref())?;
     if let Some(v) = args.steps {
         config.steps = v;
     }

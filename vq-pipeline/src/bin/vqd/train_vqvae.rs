@@ -69,26 +69,7 @@ pub struct TrainVqvaeArgs {
 
 /// The run's settings: defaults, then `--config`, then the flags.
 fn settings(args: &TrainVqvaeArgs) -> anyhow::Result<TrainConfig> {
-    let mut value = serde_json::to_value(TrainConfig::default())?;
-    if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
-        let given: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
-        let serde_json::Value::Object(given) = given else {
-            anyhow::bail!("--config {}: expected a JSON object", path.display());
-        };
-        for (k, v) in given {
-            anyhow::ensure!(
-                value.get(&k).is_some(),
-                "--config {}: unknown setting {k:?}",
-                path.display()
-            );
-            value[k] = v;
-        }
-    }
-    let mut config: TrainConfig = serde_json::from_value(value)
-        .map_err(|e| anyhow::anyhow!("VQ-VAE training settings: {e}"))?;
+    let mut config = crate::train::merge_config(TrainConfig::default(), args.config.as_deref())?;
     if let Some(v) = args.steps {
         config.steps = v;
     }
