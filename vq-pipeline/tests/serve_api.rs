@@ -125,6 +125,21 @@ fn bad_requests_get_json_errors_naming_the_field() {
             "without an image",
         ),
         (r#"{"prompts": []}"#, "prompts", "prompt"),
+        (
+            r#"{"prompt": "a", "sampler": "halton", "sampler_settings": {"threshold": 0.5}}"#,
+            "sampler_settings",
+            "--threshold has no effect with the halton sampler",
+        ),
+        (
+            r#"{"prompt": "a", "sampler": "threshold", "sampler_settings": {"threshold": 2}}"#,
+            "sampler_settings",
+            "threshold must lie in (0, 1]",
+        ),
+        (
+            r#"{"prompt": "a", "sampler_settings": {"colour": 1}}"#,
+            "",
+            "unknown field",
+        ),
         (r#"{"prompt": "a", "seed": "seven"}"#, "", "invalid type"),
         ("not json", "", "invalid request"),
     ] {
@@ -261,4 +276,27 @@ fn edits_take_an_image_with_a_box_mask_or_a_strength() {
         (400, Some("box")),
         "{error}"
     );
+}
+
+#[test]
+fn the_newer_samplers_run_with_their_settings() {
+    let server = Server::start(&[]);
+    let (_, model) = server.get("/api/model");
+    let samplers: Vec<&str> = model["samplers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    for name in ["maskgit", "halton", "threshold", "first-hitting", "fast"] {
+        assert!(samplers.contains(&name), "{samplers:?}");
+    }
+    let (status, job) = server.post(
+        "/api/generate",
+        r#"{"prompt": "a red circle", "sampler": "halton", "steps": 6,
+            "sampler_settings": {"temperature": 0.5, "unmask_schedule": "arccos"}}"#,
+    );
+    assert_eq!(status, 202, "{job}");
+    let done = server.wait(job["id"].as_u64().unwrap());
+    assert_eq!(done["status"], "done", "{done}");
 }

@@ -171,6 +171,10 @@ fn field_named_in(message: &str) -> Option<String> {
         let name = match name.as_str() {
             "num-images" => "num_images".to_string(),
             "null" => "null".to_string(),
+            // The newer samplers' settings travel in one object.
+            "unmask-schedule" | "temperature" | "choice-temperature" | "threshold"
+            | "edit-threshold" | "entropy-bound" | "remask" | "corrector-steps"
+            | "corrected-steps" => "sampler_settings".to_string(),
             other => other.replace('-', "_"),
         };
         return Some(name);
@@ -186,6 +190,12 @@ fn field_named_in(message: &str) -> Option<String> {
         ("source image", "image"),
         ("prior weight", "prior_weight"),
         ("box", "box"),
+        ("threshold", "sampler_settings"),
+        ("entropy bound", "sampler_settings"),
+        ("temperature", "sampler_settings"),
+        ("remasking", "sampler_settings"),
+        ("corrector", "sampler_settings"),
+        ("MaskGIT", "steps"),
     ]
     .iter()
     .find(|(word, _)| message.contains(word))
