@@ -127,25 +127,48 @@ impl JointModel {
     /// The conditioning states `(B, L, C)`: normalised text states where `keep[b]`, the null
     /// embedding elsewhere (an error when a caption is dropped and the model has no null).
     pub fn condition(&self, ids: &Tensor, keep: &[bool]) -> Result<Tensor> {
-        let hidden = self.text.forward(ids).map_err(text_error)?;
-        let states = l2_normalise_tokens(&hidden)?;
         if keep.iter().all(|&k| k) {
-            return Ok(states);
+            return condition_with_null(&self.text, None, ids, keep);
         }
         let null = self.null.as_ref().ok_or_else(|| {
             Error::InvalidSetting(
                 "caption dropout needs a learned null embedding (the model has none)".into(),
             )
         })?;
-        let k = Tensor::from_vec(
-            keep.iter()
-                .map(|&k| f32::from(u8::from(k)))
-                .collect::<Vec<_>>(),
-            (keep.len(), 1, 1),
-            states.device(),
-        )?;
-        let null = null.as_tensor().unsqueeze(0)?;
-        Ok((states.broadcast_mul(&k)? + null.broadcast_mul(&(1.0 - &k)?)?)?)
+        condition_with_null(&self.text, Some(null), ids, keep)
+    }
+
+    /// Copies of every variable, by name (a checkpoint's model part).
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        self.named_vars()
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// Overwrites every variable from `tensors` (each must be there with its shape; other
+    /// entries, e.g. training state, are ignored).
+    pub fn load_tensors(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        for (name, var) in self.named_vars() {
+            let saved = tensors
+                .get(&name)
+                .ok_or_else(|| Error::State(format!("the saved model has no variable {name}")))?;
+            set_checked(&name, &var, saved)?;
+        }
+        Ok(())
+    }
+
+    /// Overwrites the variables named in `tensors` (a part, e.g. the text encoder's; full
+    /// names), each of which the model must have.
+    pub fn load_part(&self, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        let vars: HashMap<String, Var> = self.named_vars().into_iter().collect();
+        for (name, saved) in tensors {
+            let var = vars
+                .get(name)
+                .ok_or_else(|| Error::State(format!("the model has no variable {name}")))?;
+            set_checked(name, var, saved)?;
+        }
+        Ok(())
     }
 
     /// The variables as (name, var), sorted by name.
@@ -162,6 +185,16 @@ impl JointModel {
         self.named_vars()
             .into_iter()
             .filter(|(n, _)| !(freeze_text_encoder && n.starts_with(&lead)))
+            .collect()
+    }
+
+    /// The variables under `prefix.` with the prefix removed, converted to `dtype`.
+    pub fn part_as(&self, prefix: &str, dtype: DType) -> Result<HashMap<String, Tensor>> {
+        let lead = format!("{prefix}.");
+        self.named_vars()
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix(&lead).map(|s| (s.to_string(), v)))
+            .map(|(key, v)| Ok((key, v.as_tensor().to_dtype(dtype)?)))
             .collect()
     }
 
@@ -216,4 +249,44 @@ fn var(varmap: &VarMap, name: &str) -> Var {
         .get(name)
         .cloned()
         .expect("registered variable")
+}
+
+/// `var = saved` (as the variable's dtype) after checking that the shapes agree.
+fn set_checked(name: &str, var: &Var, saved: &Tensor) -> Result<()> {
+    if saved.dims() != var.dims() {
+        return Err(Error::State(format!(
+            "{name}: saved shape {:?}, model {:?}",
+            saved.dims(),
+            var.dims()
+        )));
+    }
+    Ok(var.set(&saved.to_dtype(var.dtype())?.to_device(var.device())?)?)
+}
+
+/// Normalised text states of `ids` `(B, L)` from `text`, with `null` `(L, C)` in place of the
+/// rows where `!keep[b]` — the conditioning of every jointly trained model (VQ-Diffusion's
+/// classifier-free training with a learned null, Improved VQ-Diffusion §3.1). Differentiable in
+/// the text encoder and the null embedding. `null` may be `None` only when every row is kept.
+pub fn condition_with_null(
+    text: &ClipTextModel,
+    null: Option<&Var>,
+    ids: &Tensor,
+    keep: &[bool],
+) -> Result<Tensor> {
+    let hidden = text.forward(ids).map_err(text_error)?;
+    let states = l2_normalise_tokens(&hidden)?;
+    if keep.iter().all(|&k| k) {
+        return Ok(states);
+    }
+    let null = null
+        .ok_or_else(|| Error::InvalidSetting("a dropped caption needs a null embedding".into()))?;
+    let k = Tensor::from_vec(
+        keep.iter()
+            .map(|&k| f32::from(u8::from(k)))
+            .collect::<Vec<_>>(),
+        (keep.len(), 1, 1),
+        states.device(),
+    )?;
+    let null = null.as_tensor().unsqueeze(0)?;
+    Ok((states.broadcast_mul(&k)? + null.broadcast_mul(&(1.0 - &k)?)?)?)
 }

@@ -63,7 +63,7 @@ pub use ema::Ema;
 pub use error::{Error, Result};
 pub use grad_clip::clip_grad_norm;
 pub use image_folder::{BadData, CaptionedImage, ImageFolder, fit_image};
-pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX};
+pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX, condition_with_null};
 pub use lr_schedule::LrSchedule;
 pub use optimiser_file::AdamWFile;
 pub use sharding::Rank;

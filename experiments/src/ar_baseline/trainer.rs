@@ -80,7 +80,12 @@ impl ArJoint {
 
     /// Normalised text states `(B, 77, C)` of token ids, the null embedding where `!keep[b]`.
     pub fn condition(&self, ids: &Tensor, keep: &[bool]) -> anyhow::Result<Tensor> {
-        condition_with_null(&self.text, &self.null, ids, keep)
+        Ok(condition_with_null(
+            &self.text,
+            Some(&self.null),
+            ids,
+            keep,
+        )?)
     }
 
     /// The null embedding repeated for a batch of `b`.

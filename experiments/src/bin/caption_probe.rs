@@ -14,7 +14,7 @@ use candle_core::Device;
 use clap::Parser;
 use experiments::embedded::caption_probe::{VARIANTS, caption_sensitivity};
 use experiments::embedded::config::EmbeddedConfig;
-use experiments::embedded::joint_model::JointModel;
+use experiments::embedded::joint_model::new_joint_model;
 use experiments::embedded::vq_stage::vq_export_dir;
 use experiments::result_table::ResultTable;
 use vq_codebook::VqModel;
@@ -50,10 +50,10 @@ fn main() -> anyhow::Result<()> {
     let checkpoint = args
         .checkpoint
         .unwrap_or_else(|| args.run_dir.join("denoiser/checkpoint.safetensors"));
-    let model = JointModel::new(&config)?;
+    let model = new_joint_model(&config)?;
     let tensors = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| checkpoint.display().to_string())?;
-    model.load(&tensors)?;
+    model.load_tensors(&tensors)?;
     let vq = VqModel::from_pretrained(
         vq_export_dir(&args.run_dir),
         candle_core::DType::F32,

@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::config::EmbeddedConfig;
-use super::joint_model::JointModel;
+use super::joint_model::{JointModel, new_joint_model};
 use super::optimiser_groups::OptimiserGroups;
 use super::progress::{CsvLog, say, stage_bar};
 use super::token_cache::TokenizedData;
@@ -106,7 +106,7 @@ impl DenoiserTrainer {
         checkpoint: &Path,
         initial: Option<&HashMap<String, Tensor>>,
     ) -> anyhow::Result<Self> {
-        let model = JointModel::new(config)?;
+        let model = new_joint_model(config)?;
         if let Some(tensors) = initial {
             model.load_part(tensors)?;
         }
@@ -129,7 +129,7 @@ impl DenoiserTrainer {
                 "{} was written by a run with a different configuration; use another run folder",
                 checkpoint.display()
             );
-            model.load(&tensors)?;
+            model.load_tensors(&tensors)?;
             state = saved;
         }
         let session_start = state.step;

@@ -85,7 +85,7 @@ pub fn export_pipeline(
     write_json_atomic(&out.join("text_encoder/config.json"), &text)?;
     save_tensors_atomic(
         &out.join("text_encoder/model.safetensors"),
-        &model.part(TEXT_PREFIX, DType::F16)?,
+        &model.part_as(TEXT_PREFIX, DType::F16)?,
     )?;
 
     for file in TOKENIZER_FILES {
@@ -100,7 +100,7 @@ pub fn export_pipeline(
     )?;
     save_tensors_atomic(
         &out.join("transformer/diffusion_pytorch_model.safetensors"),
-        &model.part(TRANSFORMER_PREFIX, DType::F32)?,
+        &model.part_as(TRANSFORMER_PREFIX, DType::F32)?,
     )?;
 
     for file in ["config.json", "diffusion_pytorch_model.safetensors"] {
@@ -120,7 +120,7 @@ pub fn export_pipeline(
             "length": config.text.max_position_embeddings,
         }),
     )?;
-    let null = model.part("null", DType::F32)?;
+    let null = model.part_as("null", DType::F32)?;
     let embeddings = null
         .get(NULL_KEY.trim_start_matches("null."))
         .context("null embedding")?
