@@ -1,23 +1,5 @@
-//! A predictor-corrector sampler for any of the crate's chains: after a reverse (predictor)
-//! step lands on `x_s`, each corrector step noises it forward one step,
-//! `x̃_{s+1} ~ q(x_{s+1} | x_s)`, and denoises back, `x_s ~ p(x_s | x̃_{s+1})`, with a fresh
-//! model call (the forward-backward corrector of Campbell et al. 2022, "A continuous time
-//! framework for discrete denoising models", §4.2, in discrete time; also Gat et al. 2024,
-//! "Discrete flow matching", §4).
-//!
-//! If `x_s` follows the forward marginal `q(x_s)` and the model's reverse step were exact, one
-//! corrector step would leave that marginal unchanged: `q(x_{s+1} | x_s)` carries `q(x_s)` to
-//! `q(x_{s+1})` and the true reverse step carries it back. With a learned model the pair is a
-//! Markov move that pulls the state towards states the model finds consistent, which corrects
-//! some of the errors earlier predictor steps made. Unlike the remasking and editing samplers
-//! ([`crate::MaskGit`] with [`crate::Remask`], [`crate::ThresholdCommit`]) this works on the
-//! mask-and-replace chain as it is: the forward step uses the chain's own one-step
-//! coefficients `(α_{s+1}, β_{s+1}, γ_{s+1})`, so it masks and replaces exactly as training
-//! corrupted, and the backward step is the same x₀-parameterised posterior the predictor uses.
-//!
-//! Correctors run after the last `last_steps` predictor steps that land on a noisy state (not
-//! after the final step to the data, where `x_{s+1}` would be the chain's own `x_0`);
-//! each adds `per_step` model calls.
+//! The forward-backward predictor-corrector ([`ForwardBackwardCorrector`], [`forward_step`];
+//! Campbell et al. 2022 §4.2); the math is on [`ForwardBackwardCorrector`].
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -25,7 +7,26 @@ use serde::{Deserialize, Serialize};
 use crate::known_tokens::draw_transition;
 use crate::{Error, NoiseSource, Result, Transition};
 
-/// Forward-backward corrector steps (see the module docs).
+/// A predictor-corrector sampler for any of the crate's chains: after a reverse (predictor)
+/// step lands on `x_s`, each corrector step noises it forward one step,
+/// `x̃_{s+1} ~ q(x_{s+1} | x_s)`, and denoises back, `x_s ~ p(x_s | x̃_{s+1})`, with a fresh
+/// model call (the forward-backward corrector of Campbell et al. 2022, "A continuous time
+/// framework for discrete denoising models", §4.2, in discrete time; also Gat et al. 2024,
+/// "Discrete flow matching", §4).
+///
+/// If `x_s` follows the forward marginal `q(x_s)` and the model's reverse step were exact, one
+/// corrector step would leave that marginal unchanged: `q(x_{s+1} | x_s)` carries `q(x_s)` to
+/// `q(x_{s+1})` and the true reverse step carries it back. With a learned model the pair is a
+/// Markov move that pulls the state towards states the model finds consistent, which corrects
+/// some of the errors earlier predictor steps made. Unlike the remasking and editing samplers
+/// ([`crate::MaskGit`] with [`crate::Remask`], [`crate::ThresholdCommit`]) this works on the
+/// mask-and-replace chain as it is: the forward step uses the chain's own one-step
+/// coefficients `(α_{s+1}, β_{s+1}, γ_{s+1})`, so it masks and replaces exactly as training
+/// corrupted, and the backward step is the same x₀-parameterised posterior the predictor uses.
+///
+/// Correctors run after the last `last_steps` predictor steps that land on a noisy state (not
+/// after the final step to the data, where `x_{s+1}` would be the chain's own `x_0`);
+/// each adds `per_step` model calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardBackwardCorrector {
     /// Corrector steps after each corrected predictor step (each one model call).

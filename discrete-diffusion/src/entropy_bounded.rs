@@ -1,23 +1,24 @@
-//! The entropy-bounded sampler (EB-sampler; Ben-Hamu, Gat, Severo, Nolte & Karrer 2025,
-//! "Accelerated sampling from masked diffusion models via entropy bounded unmasking",
-//! arXiv 2505.24857, §4, Eq. 9).
-//!
-//! Committing several masked positions from their marginals at once incurs an error bounded by
-//! the sum of their entropies minus the largest one (the mutual information they could share
-//! cannot exceed it). Each call therefore sorts the masked positions by the entropy of `p̂`,
-//! lowest first, and commits the longest prefix `U` with `Σ_{i∈U} H_i − max_{i∈U} H_i ≤ γ`
-//! (always at least one position), each to its candidate drawn at `temperature`. `γ = 0`
-//! commits one position per call (ordered by entropy, which depends only on the state, so with
-//! a perfect denoiser the sample is exact); larger `γ` trades accuracy for fewer calls, and the
-//! sampler spends its calls where the model is uncertain. At most one call per masked position.
-//! Committed tokens are final (on the replace mass see [`crate::unmasking`]).
+//! The entropy-bounded sampler ([`EntropyBounded`]; EB-sampler, arXiv 2505.24857, Eq. 9);
+//! the math is on [`EntropyBounded`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::unmasking::{RowContext, UnmaskPolicy, check_temperature};
 use crate::{Error, NoiseSource, Result};
 
-/// Entropy-bounded unmasking (see the module docs).
+/// The entropy-bounded sampler (EB-sampler; Ben-Hamu, Gat, Severo, Nolte & Karrer 2025,
+/// "Accelerated sampling from masked diffusion models via entropy bounded unmasking",
+/// arXiv 2505.24857, §4, Eq. 9).
+///
+/// Committing several masked positions from their marginals at once incurs an error bounded by
+/// the sum of their entropies minus the largest one (the mutual information they could share
+/// cannot exceed it). Each call therefore sorts the masked positions by the entropy of `p̂`,
+/// lowest first, and commits the longest prefix `U` with `Σ_{i∈U} H_i − max_{i∈U} H_i ≤ γ`
+/// (always at least one position), each to its candidate drawn at `temperature`. `γ = 0`
+/// commits one position per call (ordered by entropy, which depends only on the state, so with
+/// a perfect denoiser the sample is exact); larger `γ` trades accuracy for fewer calls, and the
+/// sampler spends its calls where the model is uncertain. At most one call per masked position.
+/// Committed tokens are final (on the replace mass see [`crate::SamplingMethod`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntropyBounded {
     /// `γ`, in nats: how much entropy beyond the largest one a call may commit.

@@ -1,29 +1,6 @@
-//! The first-hitting sampler: model calls only at the timesteps where some masked token leaves
-//! the mask (Zheng et al. 2024, "Masked diffusion models are secretly time-agnostic masked
-//! models and exploit inaccurate categorical sampling", §4.1, the first-hitting sampler, here
-//! for the discrete-time mask-and-replace chain of VQ-Diffusion).
-//!
-//! **Why the chain allows it.** Under mask-and-replace (and absorbing) diffusion a token, once
-//! masked, stays masked, and the chance of being masked does not depend on the class:
-//! `q(x_s = m | x_0) = γ̄_s` for every `x_0`. So for a token masked at `start`,
-//! `P(still masked at s | masked at start, x_0) = γ̄_s / γ̄_start`, whatever `x_0` and the
-//! denoiser's prediction are. The reverse chain's mask-leaving times can therefore be drawn
-//! before the first call: token `i` is masked down to `τ_i = min{s : γ̄_s / γ̄_start ≥ u_i}`
-//! (`u_i` uniform) and unmasked from `τ_i − 1` on.
-//!
-//! The sampler visits only the distinct `τ` of the batch, in decreasing order. From the visit
-//! at `t` to the next one `t'` (or to the data after the last), it samples `x_{t'}` from the
-//! exact Δ-step posterior given the prediction at `t` ([`crate::TimestepPlan::Strided`]'s
-//! posterior), conditioned on the drawn times: tokens with `τ = t` leave the mask (the
-//! posterior renormalised over the real classes, `∝ ᾱ_{t'}·p̂(c) + β̄_{t'}`), tokens with
-//! `τ < t` stay masked, and unmasked tokens take the posterior's replace moves. For an
-//! absorbing chain nothing happens between visits, so this is the full chain's distribution
-//! with fewer model calls; with replace mass it is a strided sampler whose strides are chosen
-//! where the masks leave. The calls are at most `min(start + 1, masked tokens in the batch)`:
-//! few tokens over many steps (the embedded 8×8 model, T = 100) save calls, 1024 tokens over
-//! 100 steps visit nearly every step.
-//!
-//! Known tokens (inpainting) are held at their data values and draw no time.
+//! The first-hitting sampler ([`crate::SamplingMethod::FirstHitting`], after Zheng et al.
+//! 2024 §4.1): mask-leaving times drawn up front, model calls only where a token leaves the
+//! mask; the math is on that variant.
 
 use candle_core::{DType, Tensor};
 

@@ -1,33 +1,5 @@
-//! Count-scheduled unmasking: MaskGIT (Chang et al. 2022, "MaskGIT: Masked Generative Image
-//! Transformer", §3.2 iterative decoding, Eq. 3 and the mask schedules of §3.3), its Halton
-//! order (Besnier et al. 2025, see [`crate::halton`]), a random order (Improved VQ-Diffusion's
-//! rule 1 with MaskGIT's schedule), and ReMDM remasking (Wang et al. 2025, "Remasking discrete
-//! diffusion models with inference-time scaling", §3, the `cap` schedule `σ_t = min(η, ·)`).
-//!
-//! With `S` steps over the `M` positions masked at the start, step `j` (0-based) leaves
-//! `⌊M·γ((j + 1)/S)⌋` positions masked — at least one fewer than before, none after the last —
-//! where `γ` is the mask schedule: cosine `cos(πr/2)` (MaskGIT's choice), linear `1 − r`, or
-//! arccos `(2/π)·arccos r`. Which positions are committed:
-//!
-//! * [`UnmaskOrder::Confidence`]: MaskGIT's rule — every masked position draws a candidate from
-//!   `p̂` at `temperature`; the ones with the highest confidence `log p̂(candidate) +
-//!   τ_c·(1 − r)·g` (`g` a standard Gumbel draw, `τ_c` the choice temperature, annealed
-//!   linearly to zero over the run) are committed. Because the chosen positions depend on the
-//!   drawn values, this is biased even with a perfect denoiser (it favours confident tokens:
-//!   sharper, less diverse samples).
-//! * [`UnmaskOrder::Halton`]: the next positions of the Halton sequence over the token grid.
-//! * [`UnmaskOrder::Random`]: uniformly random masked positions.
-//!
-//! The last two choose positions independently of the values, so with one position per call
-//! and a perfect denoiser they sample the data distribution exactly.
-//!
-//! **Remasking** ([`Remask`], ReMDM): while the run is inside the remasking window, each step
-//! also masks again `r = min(⌊η·C⌉, m)` of the `C` tokens committed at earlier calls — the ones
-//! the current prediction believes least (lowest `p̂` of their value; ReMDM's "conf" variant),
-//! where `m` is the count the step leaves masked — and commits `r` more, so the schedule's
-//! masked counts, and the number of model calls, are unchanged. `η` plays ReMDM's `η_cap`.
-//! On a mask-and-replace chain this is the only way a committed token changes again, the role
-//! the chain's replace mass plays in the full posterior sampler.
+//! Count-scheduled unmasking ([`MaskGit`]: MaskGIT, Halton-MaskGIT, random order, ReMDM
+//! remasking) and its schedules; the sources and the math are on [`MaskGit`].
 
 use serde::{Deserialize, Serialize};
 
@@ -123,7 +95,36 @@ impl Remask {
     }
 }
 
-/// Count-scheduled unmasking (see the module docs).
+/// Count-scheduled unmasking: MaskGIT (Chang et al. 2022, "MaskGIT: Masked Generative Image
+/// Transformer", §3.2 iterative decoding, Eq. 3 and the mask schedules of §3.3), its Halton
+/// order (Besnier et al. 2025, see [`crate::halton_rank`]), a random order (Improved VQ-Diffusion's
+/// rule 1 with MaskGIT's schedule), and ReMDM remasking (Wang et al. 2025, "Remasking discrete
+/// diffusion models with inference-time scaling", §3, the `cap` schedule `σ_t = min(η, ·)`).
+///
+/// With `S` steps over the `M` positions masked at the start, step `j` (0-based) leaves
+/// `⌊M·γ((j + 1)/S)⌋` positions masked — at least one fewer than before, none after the last —
+/// where `γ` is the mask schedule: cosine `cos(πr/2)` (MaskGIT's choice), linear `1 − r`, or
+/// arccos `(2/π)·arccos r`. Which positions are committed:
+///
+/// * [`UnmaskOrder::Confidence`]: MaskGIT's rule — every masked position draws a candidate from
+///   `p̂` at `temperature`; the ones with the highest confidence `log p̂(candidate) +
+///   τ_c·(1 − r)·g` (`g` a standard Gumbel draw, `τ_c` the choice temperature, annealed
+///   linearly to zero over the run) are committed. Because the chosen positions depend on the
+///   drawn values, this is biased even with a perfect denoiser (it favours confident tokens:
+///   sharper, less diverse samples).
+/// * [`UnmaskOrder::Halton`]: the next positions of the Halton sequence over the token grid.
+/// * [`UnmaskOrder::Random`]: uniformly random masked positions.
+///
+/// The last two choose positions independently of the values, so with one position per call
+/// and a perfect denoiser they sample the data distribution exactly.
+///
+/// **Remasking** ([`Remask`], ReMDM): while the run is inside the remasking window, each step
+/// also masks again `r = min(⌊η·C⌉, m)` of the `C` tokens committed at earlier calls — the ones
+/// the current prediction believes least (lowest `p̂` of their value; ReMDM's "conf" variant),
+/// where `m` is the count the step leaves masked — and commits `r` more, so the schedule's
+/// masked counts, and the number of model calls, are unchanged. `η` plays ReMDM's `η_cap`.
+/// On a mask-and-replace chain this is the only way a committed token changes again, the role
+/// the chain's replace mass plays in the full posterior sampler.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaskGit {
     /// Model calls `S` (fewer when fewer positions are masked).

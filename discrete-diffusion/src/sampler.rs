@@ -21,6 +21,35 @@ use crate::{
 };
 
 /// How positions are resampled at each step.
+///
+/// # The unmasking samplers (`MaskGit`, `ThresholdCommit`, `EntropyBounded`)
+///
+/// These resolve masked positions directly instead of walking the chain's timesteps:
+/// MaskGIT-style confidence, Halton and random orders ([`MaskGit`], with ReMDM remasking),
+/// threshold commits ([`ThresholdCommit`]) and entropy-bounded steps ([`EntropyBounded`]).
+///
+/// Each model call: predict `p̂(x_0 | x)`, draw one candidate per position from `p̂` (at a
+/// temperature; 0 = the most probable class), and let the sampler's policy decide which masked
+/// positions take their candidate (and, for the correcting samplers, which committed ones change
+/// or are masked again). The run ends when no position is masked.
+///
+/// **Which timestep the model sees.** These samplers were written for absorbing chains, where
+/// the state's masked fraction is the noise level. A VQ-Diffusion denoiser is conditioned on a
+/// timestep `t`, so each call passes the `t` whose mask probability matches the state: the
+/// `t ≤ start` minimising `|γ̄_t / γ̄_start − masked fraction|` (`γ̄` the cumulative mask
+/// probability; `γ̄_t / γ̄_start` is the chance that a token masked at `start` is still masked
+/// at `t`, see [`SamplingMethod::FirstHitting`]). With several images in a batch the largest masked
+/// fraction is used (one `t` per call).
+///
+/// **What happens to the replace mass.** Mask-and-replace also corrupts unmasked tokens with
+/// the uniform replace noise `K·β̄_t`, which absorbing-chain samplers have no notion of. Here a
+/// committed token is final, except where a policy edits or remasks it: the denoiser sees
+/// cleaner states than the forward process would give it at `t` (a state it can explain, with
+/// less replace noise than it allows for), and no replace noise is ever added back.
+///
+/// **Known tokens** (inpainting) count as committed from the first call, at their data values
+/// (the [`crate::Reimpose::KeepData`] rule, whatever the tokens' own rule: these samplers have
+/// no forward marginal to redraw them from), and no policy changes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "method", rename_all = "snake_case")]
 pub enum SamplingMethod {
@@ -30,17 +59,42 @@ pub enum SamplingMethod {
     /// Improved VQ-Diffusion: unmask a few positions per step (rules 1 and 2).
     ImprovedPrior(ImprovedPrior),
     /// Count-scheduled unmasking: MaskGIT's confidence order, Halton-MaskGIT, random order,
-    /// optionally with ReMDM remasking ([`crate::maskgit`]).
+    /// optionally with ReMDM remasking ([`MaskGit`]).
     MaskGit(MaskGit),
-    /// Confidence-threshold commits, optionally editing committed tokens
-    /// ([`crate::threshold_commit`]).
+    /// Confidence-threshold commits, optionally editing committed tokens ([`ThresholdCommit`]).
     ThresholdCommit(ThresholdCommit),
-    /// The entropy-bounded sampler ([`crate::entropy_bounded`]).
+    /// The entropy-bounded sampler ([`EntropyBounded`]).
     EntropyBounded(EntropyBounded),
-    /// Model calls only where a masked token leaves the mask ([`crate::first_hitting`]).
+    /// The first-hitting sampler: model calls only where a masked token leaves the mask.
+    ///
+    /// After Zheng et al. 2024, "Masked diffusion models are secretly time-agnostic masked
+    /// models and exploit inaccurate categorical sampling", §4.1 (the first-hitting sampler),
+    /// here for the discrete-time mask-and-replace chain of VQ-Diffusion.
+    ///
+    /// **Why the chain allows it.** Under mask-and-replace (and absorbing) diffusion a token, once
+    /// masked, stays masked, and the chance of being masked does not depend on the class:
+    /// `q(x_s = m | x_0) = γ̄_s` for every `x_0`. So for a token masked at `start`,
+    /// `P(still masked at s | masked at start, x_0) = γ̄_s / γ̄_start`, whatever `x_0` and the
+    /// denoiser's prediction are. The reverse chain's mask-leaving times can therefore be drawn
+    /// before the first call: token `i` is masked down to `τ_i = min{s : γ̄_s / γ̄_start ≥ u_i}`
+    /// (`u_i` uniform) and unmasked from `τ_i − 1` on.
+    ///
+    /// The sampler visits only the distinct `τ` of the batch, in decreasing order. From the visit
+    /// at `t` to the next one `t'` (or to the data after the last), it samples `x_{t'}` from the
+    /// exact Δ-step posterior given the prediction at `t` ([`crate::TimestepPlan::Strided`]'s
+    /// posterior), conditioned on the drawn times: tokens with `τ = t` leave the mask (the
+    /// posterior renormalised over the real classes, `∝ ᾱ_{t'}·p̂(c) + β̄_{t'}`), tokens with
+    /// `τ < t` stay masked, and unmasked tokens take the posterior's replace moves. For an
+    /// absorbing chain nothing happens between visits, so this is the full chain's distribution
+    /// with fewer model calls; with replace mass it is a strided sampler whose strides are chosen
+    /// where the masks leave. The calls are at most `min(start + 1, masked tokens in the batch)`:
+    /// few tokens over many steps (the embedded 8×8 model, T = 100) save calls, 1024 tokens over
+    /// 100 steps visit nearly every step.
+    ///
+    /// Known tokens (inpainting) are held at their data values and draw no time.
     FirstHitting,
     /// The posterior sampler of the plan with forward-backward corrector steps
-    /// ([`crate::corrector`]).
+    /// ([`ForwardBackwardCorrector`]).
     PredictorCorrector(ForwardBackwardCorrector),
 }
 

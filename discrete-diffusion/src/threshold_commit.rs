@@ -1,27 +1,28 @@
-//! Confidence-threshold commits with optional editing of committed tokens: the parallel decoding
-//! rule of Fast-dLLM (Wu et al. 2025, "Fast-dLLM", §3.3: commit every masked position whose
-//! top probability exceeds a threshold, at least one per call) and the token editing of
-//! LLaDA-style block refinement (a committed token is replaced when the model has become
-//! confident of another value, "LLaDA 2.0"-style editing; diffusers' text stack calls it
-//! `editing_threshold`).
-//!
-//! Each call commits every masked position with `max_c p̂(c) ≥ threshold` to its candidate
-//! (drawn at `temperature`; at 0 the argmax), or, if there is none, the single most confident
-//! masked position. With an `edit_threshold`, every token committed at an earlier call whose
-//! most probable class is now another one, with probability `≥ edit_threshold`, is changed to
-//! it. The run takes at most as many calls as there are masked positions, and one call when
-//! the model is sure of everything. Committing several positions from their marginals at once
-//! ignores their dependence (the factorisation error every parallel sampler makes); a high
-//! threshold commits together only positions that are nearly determined, where the error is
-//! small. On mask-and-replace, editing is the committed tokens' only way to change, the role
-//! the replace mass plays in the full posterior sampler (see [`crate::unmasking`]).
+//! Confidence-threshold commits with optional editing ([`ThresholdCommit`]; Fast-dLLM §3.3,
+//! LLaDA-style editing); the math is on [`ThresholdCommit`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::unmasking::{RowContext, UnmaskPolicy, check_temperature};
 use crate::{Error, NoiseSource, Result};
 
-/// Threshold commits (see the module docs).
+/// Confidence-threshold commits with optional editing of committed tokens: the parallel decoding
+/// rule of Fast-dLLM (Wu et al. 2025, "Fast-dLLM", §3.3: commit every masked position whose
+/// top probability exceeds a threshold, at least one per call) and the token editing of
+/// LLaDA-style block refinement (a committed token is replaced when the model has become
+/// confident of another value, "LLaDA 2.0"-style editing; diffusers' text stack calls it
+/// `editing_threshold`).
+///
+/// Each call commits every masked position with `max_c p̂(c) ≥ threshold` to its candidate
+/// (drawn at `temperature`; at 0 the argmax), or, if there is none, the single most confident
+/// masked position. With an `edit_threshold`, every token committed at an earlier call whose
+/// most probable class is now another one, with probability `≥ edit_threshold`, is changed to
+/// it. The run takes at most as many calls as there are masked positions, and one call when
+/// the model is sure of everything. Committing several positions from their marginals at once
+/// ignores their dependence (the factorisation error every parallel sampler makes); a high
+/// threshold commits together only positions that are nearly determined, where the error is
+/// small. On mask-and-replace, editing is the committed tokens' only way to change, the role
+/// the replace mass plays in the full posterior sampler (see [`crate::SamplingMethod`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdCommit {
     /// Commit a masked position when its top probability reaches this (`(0, 1]`).

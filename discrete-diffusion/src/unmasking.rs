@@ -1,30 +1,6 @@
-//! The loop shared by the samplers that resolve masked positions directly instead of walking the
-//! chain's timesteps: MaskGIT-style confidence, Halton and random orders ([`crate::MaskGit`],
-//! with ReMDM remasking), threshold commits ([`crate::ThresholdCommit`]) and entropy-bounded
-//! steps ([`crate::EntropyBounded`]).
-//!
-//! Each model call: predict `p̂(x_0 | x)`, draw one candidate per position from `p̂` (at a
-//! temperature; 0 = the most probable class), and let the sampler's policy decide which masked
-//! positions take their candidate (and, for the correcting samplers, which committed ones change
-//! or are masked again). The run ends when no position is masked.
-//!
-//! **Which timestep the model sees.** These samplers were written for absorbing chains, where
-//! the state's masked fraction is the noise level. A VQ-Diffusion denoiser is conditioned on a
-//! timestep `t`, so each call passes the `t` whose mask probability matches the state: the
-//! `t ≤ start` minimising `|γ̄_t / γ̄_start − masked fraction|` (`γ̄` the cumulative mask
-//! probability; `γ̄_t / γ̄_start` is the chance that a token masked at `start` is still masked
-//! at `t`, see [`crate::first_hitting`]). With several images in a batch the largest masked
-//! fraction is used (one `t` per call).
-//!
-//! **What happens to the replace mass.** Mask-and-replace also corrupts unmasked tokens with
-//! the uniform replace noise `K·β̄_t`, which absorbing-chain samplers have no notion of. Here a
-//! committed token is final, except where a policy edits or remasks it: the denoiser sees
-//! cleaner states than the forward process would give it at `t` (a state it can explain, with
-//! less replace noise than it allows for), and no replace noise is ever added back.
-//!
-//! **Known tokens** (inpainting) count as committed from the first call, at their data values
-//! (the [`crate::Reimpose::KeepData`] rule, whatever the tokens' own rule: these samplers have
-//! no forward marginal to redraw them from), and no policy changes them.
+//! The loop shared by the samplers that resolve masked positions directly ([`crate::MaskGit`],
+//! [`crate::ThresholdCommit`], [`crate::EntropyBounded`]): which timestep the model sees, what
+//! happens to the replace mass and to known tokens is documented on [`crate::SamplingMethod`].
 
 use candle_core::{DType, Tensor};
 
