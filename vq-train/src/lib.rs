@@ -53,6 +53,7 @@ mod image_folder;
 mod joint_model;
 mod lr_schedule;
 mod optimiser_file;
+mod seeded_init;
 mod sharding;
 
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
@@ -66,6 +67,7 @@ pub use image_folder::{BadData, CaptionedImage, ImageFolder, fit_image};
 pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX, condition_with_null};
 pub use lr_schedule::LrSchedule;
 pub use optimiser_file::AdamWFile;
+pub use seeded_init::{InitRule, seeded_init};
 pub use sharding::Rank;
 pub use vq_codebook::{TrainConfig as VqVaeTrainConfig, Trainer as VqVaeTrainer};
 pub use vq_nn::{AdamW, ParamsAdamW};

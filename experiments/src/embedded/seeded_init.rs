@@ -1,58 +1,9 @@
-//! Reproducible initialisation of a training `VarMap`. candle's CPU RNG cannot be seeded
-//! (`docs/candle-notes.md` §5.3), so after the modules have created their variables every variable is
-//! overwritten, in sorted name order, from a seeded `StdRng` according to a per-variable rule.
-//! The rules of the embedded model's text encoder, denoiser and null embedding are
-//! [`embedded_init_rule`].
+//! The embedded recipe's initialisation rules ([`embedded_init_rule`]) for `vq-train`'s
+//! [`seeded_init`] (which overwrites every variable from one seeded generator, candle's own
+//! being unseedable).
 
-use candle_core::Tensor;
-use candle_nn::VarMap;
 use clip_text::ClipTextConfig;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-
-/// How one variable is initialised.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum InitRule {
-    /// Every value equal.
-    Const(f32),
-    /// `N(0, std²)` (Box–Muller from the seeded stream).
-    Normal(f32),
-    /// `U(−bound, bound)`.
-    Uniform(f32),
-}
-
-/// Overwrites every variable of `varmap` with values drawn by `rule(name, dims)` from one
-/// `StdRng` seeded with `seed`, visiting names in sorted order (so the result depends only on
-/// the seed and the set of variables).
-pub fn seeded_init(
-    varmap: &VarMap,
-    seed: u64,
-    rule: impl Fn(&str, &[usize]) -> InitRule,
-) -> candle_core::Result<()> {
-    let data = varmap.data().lock().expect("VarMap lock poisoned");
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
-    let mut rng = StdRng::seed_from_u64(seed);
-    for name in names {
-        let var = &data[name];
-        let dims = var.dims().to_vec();
-        let n: usize = dims.iter().product();
-        let values: Vec<f32> = match rule(name, &dims) {
-            InitRule::Const(c) => vec![c; n],
-            InitRule::Uniform(b) => (0..n).map(|_| rng.random_range(-b..=b)).collect(),
-            InitRule::Normal(std) => (0..n).map(|_| std * standard_normal(&mut rng)).collect(),
-        };
-        var.set(&Tensor::from_vec(values, dims.as_slice(), var.device())?)?;
-    }
-    Ok(())
-}
-
-/// One `N(0, 1)` draw (Box–Muller).
-fn standard_normal(rng: &mut StdRng) -> f32 {
-    let u1: f64 = rng.random::<f64>().max(1e-300);
-    let u2: f64 = rng.random();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-}
+pub use vq_train::{InitRule, seeded_init};
 
 /// Whether `name` is a weight that projects the text states inside cross-attention.
 pub fn is_context_projection(name: &str) -> bool {
