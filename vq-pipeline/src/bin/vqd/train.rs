@@ -535,8 +535,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         bar.set_position(s.step);
         bar.set_message(format!("loss {:.4}", s.loss));
         if s.step % args.checkpoint_every.max(1) == 0 || s.step == config.steps {
-            trainer.save_checkpoint(&checkpoint)?;
+            // The log first: a kill between the two leaves a log ahead of the checkpoint, which
+            // the resume trims; the other order could lose the steps up to the checkpoint.
             write_atomically(&loss_csv, log.as_bytes())?;
+            trainer.save_checkpoint(&checkpoint)?;
             loss_chart(&log).save(&out, "loss_curve")?;
         }
         if args.sample_every > 0 && s.step % args.sample_every == 0 && !val_prompts.is_empty() {
