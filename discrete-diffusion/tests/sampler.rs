@@ -9,22 +9,12 @@ use discrete_diffusion::*;
 use rand::SeedableRng;
 use template_world_support::{tv_to_truth, world};
 
+/// TV to the truth of 3000 samples drawn with the exact denoiser.
 fn run(transition: &AnyTransition, config: &SamplerConfig, seed: u64) -> f64 {
-    let w = world();
-    let denoiser = w.bayes_denoiser(transition);
-    let mut noise = SeededNoise::new(seed);
-    let init = initial_state(transition, 3000, 3, &mut noise, &Device::Cpu).unwrap();
-    let x = sample(
-        transition,
-        &denoiser,
-        &(),
-        &init,
-        config,
-        &mut noise,
-        |_| Ok(()),
+    tv_to_truth(
+        &world(),
+        &template_world_support::run(transition, config, 3000, seed).0,
     )
-    .unwrap();
-    tv_to_truth(&w, &x.to_vec2::<u32>().unwrap())
 }
 
 #[test]

@@ -6,8 +6,7 @@
 
 mod template_world_support;
 
-use std::cell::Cell;
-use template_world_support::{tv_to_truth, world};
+use template_world_support::{run, tv_to_truth, world};
 
 use candle_core::{Device, Tensor};
 use discrete_diffusion::*;
@@ -28,32 +27,6 @@ fn method(config: SamplingMethod) -> SamplerConfig {
         method: config,
         ..Default::default()
     }
-}
-
-/// Samples `batch` sequences with the exact denoiser; returns them, the model calls made and
-/// the calls the sampler announced.
-fn run(
-    transition: &AnyTransition,
-    config: &SamplerConfig,
-    batch: usize,
-    seed: u64,
-) -> (Vec<Vec<u32>>, usize, usize) {
-    let w = world();
-    let bayes = w.bayes_denoiser(transition);
-    let calls = Cell::new(0);
-    let counting = FnDenoiser(|x: &Tensor, t: usize, c: &()| {
-        calls.set(calls.get() + 1);
-        bayes.log_p_x0(x, t, c)
-    });
-    let mut noise = SeededNoise::new(seed);
-    let init = initial_state(transition, batch, 3, &mut noise, &Device::Cpu).unwrap();
-    let mut planned = 0;
-    let x = sample(transition, &counting, &(), &init, config, &mut noise, |e| {
-        planned = e.planned_calls;
-        Ok(())
-    })
-    .unwrap();
-    (x.to_vec2::<u32>().unwrap(), calls.get(), planned)
 }
 
 fn every_method() -> Vec<(&'static str, SamplingMethod)> {

@@ -1,7 +1,14 @@
 //! Shared by the sampler tests: the tiny template world they sample and the total-variation
-//! distance of samples from its exact distribution.
+//! distance of samples from its exact distribution, and a sampling run with its exact
+//! denoiser that counts the model calls.
 
-use discrete_diffusion::TemplateWorld;
+use std::cell::Cell;
+
+use candle_core::{Device, Tensor};
+use discrete_diffusion::{
+    AnyTransition, Denoiser, FnDenoiser, SamplerConfig, SeededNoise, TemplateWorld, initial_state,
+    sample,
+};
 
 /// Four classes, three tokens, three templates, noise 0.1.
 pub fn world() -> TemplateWorld {
@@ -28,4 +35,30 @@ pub fn tv_to_truth(world: &TemplateWorld, samples: &[Vec<u32>]) -> f64 {
         }
     }
     tv / 2.0
+}
+
+/// Samples `batch` sequences with the exact denoiser; returns them, the model calls made and
+/// the calls the sampler announced.
+pub fn run(
+    transition: &AnyTransition,
+    config: &SamplerConfig,
+    batch: usize,
+    seed: u64,
+) -> (Vec<Vec<u32>>, usize, usize) {
+    let w = world();
+    let bayes = w.bayes_denoiser(transition);
+    let calls = Cell::new(0);
+    let counting = FnDenoiser(|x: &Tensor, t: usize, c: &()| {
+        calls.set(calls.get() + 1);
+        bayes.log_p_x0(x, t, c)
+    });
+    let mut noise = SeededNoise::new(seed);
+    let init = initial_state(transition, batch, 3, &mut noise, &Device::Cpu).unwrap();
+    let mut planned = 0;
+    let x = sample(transition, &counting, &(), &init, config, &mut noise, |e| {
+        planned = e.planned_calls;
+        Ok(())
+    })
+    .unwrap();
+    (x.to_vec2::<u32>().unwrap(), calls.get(), planned)
 }
