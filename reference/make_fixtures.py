@@ -864,6 +864,10 @@ def main():
         "pipeline_empty": build_pipeline("pipeline_empty", False, 200, share_vqvae_from="pipeline_learnable"),
     }
 
+    import make_original_fixtures  # the original-layout checkpoints, made from the pipelines above
+
+    make_original_fixtures.main()
+
     versions = {
         "python": sys.version.split()[0],
         "torch": torch.__version__,

@@ -39,6 +39,7 @@ mod model_index;
 mod model_source;
 mod null_embedding;
 mod options;
+mod original;
 mod output;
 mod pipeline;
 mod preview;
@@ -59,6 +60,10 @@ pub use model_source::{
 };
 pub use null_embedding::{NullEmbeddingConfig, load_null_embedding};
 pub use options::{FAST_PRESET_STEPS, GenerationOptions, NullCondition, SamplerChoice};
+pub use original::{
+    CodeRemap, ConversionReport, ConvertOptions, OriginalFamily, OriginalQuantizer,
+    OriginalTransformer, OriginalVqGan, RemapChoice, convert_original,
+};
 pub use output::{
     ModelRecord, OutputPlan, RunLog, contact_sheet, crate_versions, write_atomically, write_outputs,
 };

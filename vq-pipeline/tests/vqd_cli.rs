@@ -329,3 +329,60 @@ fn animate_writes_the_unmasking_and_upscale_enlarges_every_image() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn convert_writes_a_folder_that_generate_loads() {
+    let dir = scratch("convert");
+    let original = reference_fixtures::fixtures_dir().join("original");
+    let out = dir.join("converted");
+    let output = run_ok(vqd().args([
+        "convert",
+        "--from",
+        "original",
+        original.join("learnable_tiny.pth").to_str().unwrap(),
+        "--remap",
+        original.join("remap_24_to_16.pt").to_str().unwrap(),
+        "--heads",
+        "2",
+        "--text-heads",
+        "4",
+        "--vq-norm-groups",
+        "4",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Text denoiser, 2 blocks × width 16, 16 classes, T = 10"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("24 codes → 16 classes"), "{stdout}");
+    assert!(stdout.contains("verified"), "{stdout}");
+    // the tokenizer came from the embedded model: the converted model generates
+    let png = dir.join("out.png");
+    run_ok(vqd().args([
+        "generate",
+        "a teddy bear",
+        "--model",
+        out.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--out",
+        png.to_str().unwrap(),
+    ]));
+    assert!(png.is_file());
+    // a second conversion to the same folder is refused, naming it
+    let output = vqd()
+        .args([
+            "convert",
+            original.join("learnable_tiny.pth").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,11 +5,13 @@
 //! vqd generate "a teddy bear playing in the pool" --model microsoft/vq-diffusion-ithq --out bear.png
 //! vqd inpaint --image scene.png --box 0,0,16,16 "a blue square in the top left" --out edited.png
 //! vqd vary --image scene.png --strength 0.5 --out variation.png
+//! vqd convert --from original coco_learnable.pth --out coco-learnable
 //! ```
 //!
 //! Without `--model` it uses the embedded shape-world model (compiled into the binary from
 //! `models/shape-world/`, unpacked to the user's cache on first use).
 
+mod convert;
 #[cfg(feature = "serve")]
 mod serve;
 mod train;
@@ -53,6 +55,9 @@ enum Command {
     /// Check a model folder or hub repository without generating: its files and configs
     /// (every problem is listed), and with --weights every tensor too.
     Check(CheckArgs),
+    /// Convert an original microsoft/VQ-Diffusion checkpoint (`*.pth`, with its VQ-GAN) into a
+    /// diffusers-layout model folder that `--model` loads.
+    Convert(convert::ConvertArgs),
     /// Fine-tune a model's denoiser on a folder of captioned images (`vqd train --data …`, or
     /// `vqd train denoiser …`), or train a VQ-VAE on a folder of images (`vqd train vqvae …`).
     /// Resumable; exports a model folder.
@@ -745,6 +750,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inpaint(args) => inpaint(args),
         Command::Vary(args) => vary(args),
         Command::Train(command) => train::run(command),
+        Command::Convert(args) => convert::run(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => {
             let (pipeline, record) = load(&args.model)?;

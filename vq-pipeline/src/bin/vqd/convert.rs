@@ -1,0 +1,145 @@
+//! `vqd convert --from original CHECKPOINT.pth --out DIR`: an original microsoft/VQ-Diffusion
+//! checkpoint (and optionally its separate VQ-GAN) as a diffusers-layout folder
+//! (`vq_pipeline::convert_original`; docs/original-checkpoints.md), checked afterwards by loading
+//! every weight of the result.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::DType;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use vq_pipeline::{
+    ConvertOptions, LoadOptions, RemapChoice, VqDiffusionPipeline, convert_original,
+};
+
+/// Where a checkpoint comes from.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ConvertFrom {
+    /// A training checkpoint of microsoft/VQ-Diffusion (`CC_pretrained.pth`,
+    /// `coco_learnable.pth`, `ithq_learnable.pth`, ...).
+    Original,
+}
+
+/// Storage precision of the converted transformer and text encoder.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ConvertDtype {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The checkpoint's format.
+    #[arg(long, value_enum, default_value = "original")]
+    from: ConvertFrom,
+    /// The checkpoint (`*.pth`; read lazily: the optimiser state is never loaded).
+    checkpoint: PathBuf,
+    /// The VQ-GAN file (`taming_f8_8192_openimages_last.pth`, `ithq_vqvae.pth`, ...). Default:
+    /// the VQ-GAN stored inside the checkpoint (`content_codec`).
+    #[arg(long)]
+    vqvae: Option<PathBuf>,
+    /// The code-remap table (`full_to_quantize`, e.g. `taming_vqvae_2887.pt`). Default: the
+    /// matching table of the release, shipped with vqd.
+    #[arg(long)]
+    remap: Option<PathBuf>,
+    /// A folder with the CLIP BPE files vocab.json and merges.txt. Default: the embedded
+    /// model's (the same OpenAI vocabulary).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// The folder to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+    /// Storage precision of the transformer and text encoder (the VQ-VAE stays f32).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: ConvertDtype,
+    /// Use the plain weights even when the checkpoint has an EMA copy (the original inference
+    /// uses the EMA copy).
+    #[arg(long)]
+    no_ema: bool,
+    /// Attention heads of the denoiser (not stored in the file; 16 in every released model).
+    #[arg(long, default_value_t = 16)]
+    heads: usize,
+    /// Attention heads of the text encoder [default: width / 64, OpenAI's rule: 8].
+    #[arg(long)]
+    text_heads: Option<usize>,
+    /// GroupNorm groups of the VQ-GAN (not stored; 32 in every released VQ-GAN).
+    #[arg(long, default_value_t = 32)]
+    vq_norm_groups: usize,
+    /// Skip loading the converted folder afterwards.
+    #[arg(long)]
+    no_verify: bool,
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
+    let ConvertFrom::Original = args.from;
+    let options = ConvertOptions {
+        vqvae: args.vqvae,
+        remap: args.remap.map_or(RemapChoice::Released, RemapChoice::File),
+        tokenizer: args.tokenizer,
+        dtype: match args.dtype {
+            ConvertDtype::F32 => DType::F32,
+            ConvertDtype::F16 => DType::F16,
+            ConvertDtype::Bf16 => DType::BF16,
+        },
+        use_ema: !args.no_ema,
+        heads: args.heads,
+        text_heads: args.text_heads,
+        vq_norm_groups: args.vq_norm_groups,
+    };
+    let spinner = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner.set_message(format!("converting {}", args.checkpoint.display()));
+    let start = Instant::now();
+    let report = convert_original(&args.checkpoint, &args.out, &options);
+    spinner.finish_and_clear();
+    let report = report?;
+    let t = &report.transformer;
+    println!(
+        "{}: {:?} denoiser, {} blocks × width {}, {} classes, T = {}, {} null embedding, {} weights",
+        args.checkpoint.display(),
+        t.family,
+        t.layers,
+        t.width,
+        t.classes,
+        t.timesteps,
+        if report.learned_null {
+            "learned"
+        } else {
+            "empty-prompt"
+        },
+        if report.used_ema { "EMA" } else { "plain" },
+    );
+    println!(
+        "VQ-GAN: {:?} quantizer, {} codes{} (from {})",
+        report.vqgan.quantizer,
+        report.vqgan.codebook_rows,
+        report
+            .remap
+            .as_ref()
+            .map(|r| format!(
+                " → {} classes through {}",
+                r.quantize_to_full.len(),
+                r.source
+            ))
+            .unwrap_or_default(),
+        report.vqgan_file.display()
+    );
+    if report.schedule_checked {
+        println!("schedule buffers: equal to the released alpha1 schedule");
+    }
+    println!(
+        "wrote {} ({} tensors) in {:.1} s",
+        args.out.display(),
+        report.tensors_written,
+        start.elapsed().as_secs_f64()
+    );
+    if !args.no_verify {
+        VqDiffusionPipeline::from_pretrained(&args.out, LoadOptions::default())?;
+        println!("verified: the folder loads (every weight read and finite)");
+    }
+    Ok(())
+}

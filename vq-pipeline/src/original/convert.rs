@@ -1,0 +1,533 @@
+//! [`convert_original`]: an original VQ-Diffusion training checkpoint (`*.pth` of
+//! microsoft/VQ-Diffusion) → a diffusers-layout pipeline folder that [`crate::VqDiffusionPipeline`]
+//! (and diffusers) load (docs/original-checkpoints.md).
+//!
+//! What it reads, lazily (a multi-gigabyte checkpoint costs only the tensors converted; the
+//! optimiser moments are indexed, never read):
+//!
+//! 1. the `model` state dict, overlaid — as the original inference does — by every key of the
+//!    `ema` state dict (the EMA copy of the `DiffusionTransformer`, denoiser and CLIP) when
+//!    present and [`ConvertOptions::use_ema`] is on;
+//! 2. the denoiser (`transformer.transformer.`), the CLIP text tower
+//!    (`transformer.condition_emb.`), the learned null text embedding
+//!    (`transformer.empty_text_embed`, float64) when present — its presence, not a config file,
+//!    decides learned versus empty-prompt guidance;
+//! 3. the VQ-GAN from [`ConvertOptions::vqvae`] (a taming `state_dict`, an ITHQ `model`, or a
+//!    Lightning file with `first_stage_model.`), or else from the checkpoint's own
+//!    `content_codec.enc` / `.dec` halves; its codebook is gathered through the code remap
+//!    when it has more codes than the transformer has classes;
+//! 4. the schedule buffers, checked against the `alpha1` schedule for the file's `K` and `T`.
+//!
+//! The folder is written to a temporary sibling and renamed into place, so a failed conversion
+//! leaves nothing behind.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor};
+use discrete_diffusion::{LogTables, MaskAndReplace, VqDiffusionSchedule};
+use serde_json::{Value, json};
+use vq_nn::WeightFile;
+
+use super::clip_keys;
+use super::code_remap::{CodeRemap, RemapChoice};
+use super::state_dict::StateDict;
+use super::taming_keys::{self, OriginalVqGan};
+use super::transformer_keys::{self, OriginalTransformer};
+use crate::error::io;
+use crate::{Error, NULL_EMBEDDING, Result};
+
+/// Options of [`convert_original`].
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// A separate VQ-GAN file; `None` uses the checkpoint's own `content_codec`.
+    pub vqvae: Option<PathBuf>,
+    /// The code-remap table (only used when the codebook has more codes than the transformer
+    /// has classes).
+    pub remap: RemapChoice,
+    /// A folder with the CLIP BPE files `vocab.json` and `merges.txt`; `None` takes them from
+    /// the embedded model (the same vocabulary), when this build has it.
+    pub tokenizer: Option<PathBuf>,
+    /// Storage dtype of the transformer and text-encoder weights (F32, F16 or BF16); the VQ-VAE
+    /// and the null embedding stay f32.
+    pub dtype: DType,
+    /// Prefer the EMA weights, as the original inference does.
+    pub use_ema: bool,
+    /// Attention heads of the denoiser (not stored in the file; 16 in every release).
+    pub heads: usize,
+    /// Attention heads of the text encoder; `None` = OpenAI's width / 64 (8 for ViT-B/32).
+    pub text_heads: Option<usize>,
+    /// GroupNorm groups of the VQ-GAN (not stored; 32 in taming).
+    pub vq_norm_groups: usize,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        Self {
+            vqvae: None,
+            remap: RemapChoice::Released,
+            tokenizer: None,
+            dtype: DType::F32,
+            use_ema: true,
+            heads: 16,
+            text_heads: None,
+            vq_norm_groups: 32,
+        }
+    }
+}
+
+/// What [`convert_original`] found and wrote.
+#[derive(Debug, Clone)]
+pub struct ConversionReport {
+    /// The denoiser's hyper-parameters.
+    pub transformer: OriginalTransformer,
+    /// Whether the checkpoint has a learned null text embedding.
+    pub learned_null: bool,
+    /// Whether EMA weights were used (present and asked for).
+    pub used_ema: bool,
+    /// The VQ-GAN.
+    pub vqgan: OriginalVqGan,
+    /// The file the VQ-GAN came from.
+    pub vqgan_file: PathBuf,
+    /// The code remap applied, if any.
+    pub remap: Option<CodeRemap>,
+    /// Whether the checkpoint's schedule buffers were checked (`false`: it has none).
+    pub schedule_checked: bool,
+    /// Number of tensors written.
+    pub tensors_written: usize,
+}
+
+/// The tokenizer settings of the original text models (context 77, padding with id 0 = `!`),
+/// in transformers' slow-tokenizer files.
+const TOKENIZER_CONFIG: &str = r#"{
+  "add_prefix_space": false,
+  "bos_token": {"content": "<|startoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false},
+  "do_lower_case": true,
+  "eos_token": {"content": "<|endoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false},
+  "errors": "replace",
+  "model_max_length": 77,
+  "pad_token": "!",
+  "tokenizer_class": "CLIPTokenizer",
+  "unk_token": {"content": "<|endoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false}
+}
+"#;
+const SPECIAL_TOKENS_MAP: &str = r#"{
+  "bos_token": {"content": "<|startoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false},
+  "eos_token": {"content": "<|endoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false},
+  "pad_token": "!",
+  "unk_token": {"content": "<|endoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false}
+}
+"#;
+
+fn invalid(path: &Path, reason: impl Into<String>) -> Error {
+    Error::InvalidFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The `model` state dict of an original training checkpoint, EMA-overlaid when asked.
+fn model_state<'f>(file: &'f WeightFile, use_ema: bool) -> Result<(StateDict<'f>, bool)> {
+    let mut model = StateDict::under(file, "model.");
+    if model.is_empty() {
+        let first: Vec<&str> = file.keys().take(3).collect();
+        let hint = if file.keys().any(|k| k.starts_with("state_dict.")) {
+            "; this looks like a VQ-GAN (taming) file: pass it as the VQ-VAE, not as the checkpoint"
+        } else if first == [""] {
+            "; it is a bare tensor (a code-remap table?)"
+        } else {
+            ""
+        };
+        return Err(invalid(
+            file.path(),
+            format!(
+                "not an original VQ-Diffusion training checkpoint: it has no `model` state dict \
+                 (its first keys: {first:?}){hint}"
+            ),
+        ));
+    }
+    let ema = StateDict::under(file, "ema.");
+    let used_ema = use_ema && !ema.is_empty();
+    if used_ema {
+        model.overlay(&ema, "transformer.");
+    }
+    Ok((model, used_ema))
+}
+
+/// The VQ-GAN state dict in taming names: the separate file's (`state_dict`, `model` or bare;
+/// Lightning's `first_stage_model.` prefix stripped; `loss.*` dropped), or the checkpoint's
+/// codec halves.
+fn vqgan_state<'f>(
+    separate: Option<&'f WeightFile>,
+    model: &StateDict<'f>,
+    checkpoint: &Path,
+) -> Result<StateDict<'f>> {
+    if let Some(file) = separate {
+        let mut sd = if file.keys().any(|k| k.starts_with("state_dict.")) {
+            StateDict::under(file, "state_dict.")
+        } else if file.keys().any(|k| k.starts_with("model.")) {
+            StateDict::under(file, "model.")
+        } else {
+            StateDict::under(file, "")
+        };
+        if sd.keys().any(|k| k.starts_with("first_stage_model.")) {
+            sd = sd.sub("first_stage_model.");
+        } else {
+            sd.retain(|k| !k.starts_with("loss."));
+        }
+        return Ok(sd);
+    }
+    let codec = model.sub("content_codec.");
+    if codec.is_empty() {
+        return Err(invalid(
+            checkpoint,
+            "the checkpoint holds no VQ-GAN (no content_codec.* keys): pass the VQ-VAE file",
+        ));
+    }
+    let mut sd = codec.sub("enc.");
+    sd.retain(|k| !k.starts_with("decoder.") && !k.starts_with("post_quant_conv."));
+    let mut dec = codec.sub("dec.");
+    dec.retain(|k| k.starts_with("decoder.") || k.starts_with("post_quant_conv."));
+    sd.overlay(&dec, "");
+    Ok(sd)
+}
+
+/// Compares the checkpoint's schedule buffers with the `alpha1` schedule for `K`, `T`.
+fn check_schedule(model: &StateDict<'_>, classes: usize, steps: usize) -> Result<bool> {
+    let sd = model.sub("transformer.");
+    if !sd.contains("log_cumprod_ct") {
+        return Ok(false);
+    }
+    let tables = LogTables::new(&MaskAndReplace::released(classes, steps)?);
+    let expected: [(&str, &[f32]); 6] = [
+        ("log_at", &tables.log_at),
+        ("log_bt", &tables.log_bt),
+        ("log_ct", &tables.log_ct),
+        ("log_cumprod_at", &tables.log_cumprod_at),
+        ("log_cumprod_bt", &tables.log_cumprod_bt),
+        ("log_cumprod_ct", &tables.log_cumprod_ct),
+    ];
+    for (key, want) in expected {
+        if !sd.contains(key) {
+            continue;
+        }
+        let got: Vec<f32> = sd.tensor(key)?.flatten_all()?.to_vec1()?;
+        let close = |a: f32, b: f32| {
+            (a.is_infinite() && a == b) || (a - b).abs() <= 1e-4 * a.abs().max(b.abs()).max(1.0)
+        };
+        if got.len() != want.len() || got.iter().zip(want).any(|(&a, &b)| !close(a, b)) {
+            return Err(sd.error(format!(
+                "transformer.{key} does not match the released `alpha1` schedule for {classes} \
+                 classes and {steps} steps (got {:?}…, expected {:?}…): this checkpoint uses \
+                 a schedule a diffusers scheduler config cannot describe",
+                &got[..got.len().min(3)],
+                &want[..want.len().min(3)]
+            )));
+        }
+    }
+    Ok(true)
+}
+
+fn save(tensors: Vec<(String, Tensor)>, dtype: DType, path: &Path) -> Result<usize> {
+    let n = tensors.len();
+    let map: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(k, t)| Ok((k, t.to_dtype(dtype)?)))
+        .collect::<Result<_>>()?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    candle_core::safetensors::save(&map, path)?;
+    Ok(n)
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialise") + "\n";
+    std::fs::write(path, text).map_err(io(path))
+}
+
+fn with_class(value: impl serde::Serialize, class: &str) -> Value {
+    let mut v = serde_json::to_value(value).expect("configs serialise");
+    if let Value::Object(map) = &mut v {
+        map.insert("_class_name".into(), class.into());
+        map.insert("_diffusers_version".into(), "0.42.1".into());
+    }
+    v
+}
+
+/// `vocab.json` and `merges.txt` of the CLIP BPE.
+fn tokenizer_files(source: Option<&Path>) -> Result<[(String, Vec<u8>); 2]> {
+    let names = ["vocab.json", "merges.txt"];
+    match source {
+        Some(dir) => {
+            let read = |name: &str| {
+                let path = dir.join(name);
+                std::fs::read(&path).map_err(io(&path))
+            };
+            Ok([
+                (names[0].into(), read(names[0])?),
+                (names[1].into(), read(names[1])?),
+            ])
+        }
+        None => {
+            let find = |name: &str| {
+                crate::embedded_model::EMBEDDED_FILES
+                    .iter()
+                    .find(|(path, _)| *path == format!("tokenizer/{name}"))
+                    .map(|(_, bytes)| bytes.to_vec())
+            };
+            match (find(names[0]), find(names[1])) {
+                (Some(vocab), Some(merges)) => {
+                    Ok([(names[0].into(), vocab), (names[1].into(), merges)])
+                }
+                _ => Err(Error::InvalidOption(
+                    "this build has no embedded model to take the CLIP vocabulary from: pass a \
+                     tokenizer folder with vocab.json and merges.txt (e.g. the tokenizer/ of \
+                     any diffusers VQ-Diffusion model)"
+                        .into(),
+                )),
+            }
+        }
+    }
+}
+
+/// Converts the original checkpoint `checkpoint` into a diffusers pipeline folder `out` (which
+/// must not exist yet).
+pub fn convert_original(
+    checkpoint: &Path,
+    out: &Path,
+    options: &ConvertOptions,
+) -> Result<ConversionReport> {
+    if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err(Error::InvalidOption(format!(
+            "dtype {:?}: the converter writes f32, f16 or bf16",
+            options.dtype
+        )));
+    }
+    if out.exists() {
+        return Err(Error::InvalidOption(format!(
+            "{} already exists: choose a new output folder",
+            out.display()
+        )));
+    }
+    let file = WeightFile::open(checkpoint)?;
+    let (model, used_ema) = model_state(&file, options.use_ema)?;
+
+    let denoiser = model.sub("transformer.transformer.");
+    if denoiser.is_empty() {
+        return Err(invalid(
+            checkpoint,
+            "no denoiser in its `model` state dict (no transformer.transformer.* keys)",
+        ));
+    }
+    let arch = OriginalTransformer::infer(&denoiser)?;
+    let transformer_config = arch.diffusers_config(options.heads, &denoiser)?;
+    let schedule_checked = check_schedule(&model, arch.classes, arch.timesteps)?;
+
+    let clip = model.sub("transformer.condition_emb.");
+    if clip.is_empty() {
+        return Err(invalid(
+            checkpoint,
+            "a text model without its CLIP text tower (no transformer.condition_emb.* keys)",
+        ));
+    }
+    let text_config = clip_keys::text_config(&clip, options.text_heads)?;
+    if arch.condition_width != Some(text_config.hidden_size) {
+        return Err(invalid(
+            checkpoint,
+            format!(
+                "the denoiser attends to {:?}-wide text states, the CLIP tower is {} wide",
+                arch.condition_width, text_config.hidden_size
+            ),
+        ));
+    }
+    let null_key = "transformer.empty_text_embed";
+    let learned_null = model.contains(null_key);
+    if learned_null {
+        let shape = model.shape(null_key)?;
+        let want = [text_config.max_position_embeddings, text_config.hidden_size];
+        if shape != want {
+            return Err(model.error(format!(
+                "{}: shape {shape:?}, expected {want:?} (text positions × width)",
+                model.stored_name(null_key)
+            )));
+        }
+    }
+
+    let vq_file = options.vqvae.as_deref().map(WeightFile::open).transpose()?;
+    let vq = vqgan_state(vq_file.as_ref(), &model, checkpoint)?;
+    let vqgan = OriginalVqGan::infer(&vq)?;
+    let vqgan_file = vq.path().to_path_buf();
+
+    let staging = out.with_file_name(format!(
+        ".{}.partial-{}",
+        out.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "converted".into()),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let result = (|| {
+        let codebook = vq.tensor(vqgan.quantizer.codebook_key())?;
+        let remap = if vqgan.codebook_rows == arch.classes {
+            None
+        } else {
+            Some(match &options.remap {
+                RemapChoice::File(path) => CodeRemap::from_file(path, arch.classes)?,
+                RemapChoice::Released => {
+                    CodeRemap::released(vqgan.codebook_rows, arch.classes, &staging)?.ok_or_else(
+                        || {
+                            Error::InvalidOption(format!(
+                                "the VQ-GAN ({}) has {} codes and the transformer predicts {} \
+                                 classes, and no shipped code-remap table matches: pass the \
+                                 model's full_to_quantize table",
+                                vqgan_file.display(),
+                                vqgan.codebook_rows,
+                                arch.classes
+                            ))
+                        },
+                    )?
+                }
+            })
+        };
+        let codebook = match &remap {
+            Some(r) => r.gather(&codebook)?,
+            None => codebook,
+        };
+        let vq_config = vqgan.diffusers_config(
+            &vq,
+            arch.classes,
+            options.vq_norm_groups,
+            arch.position_rows.0,
+        )?;
+        let mut vq_tensors = taming_keys::diffusers_tensors(&vq, vqgan.levels)?;
+        vq_tensors.push(("quantize.embedding.weight".into(), codebook));
+
+        let mut written = 0;
+        written += save(
+            transformer_keys::diffusers_tensors(&denoiser)?,
+            options.dtype,
+            &staging.join("transformer/diffusion_pytorch_model.safetensors"),
+        )?;
+        write_json(
+            &staging.join("transformer/config.json"),
+            &with_class(&transformer_config, "Transformer2DModel"),
+        )?;
+        written += save(
+            clip_keys::hf_tensors(&clip)?,
+            options.dtype,
+            &staging.join("text_encoder/model.safetensors"),
+        )?;
+        let mut text = serde_json::to_value(&text_config).expect("config serialises");
+        if let Value::Object(map) = &mut text {
+            map.insert("architectures".into(), json!(["CLIPTextModel"]));
+            map.insert("model_type".into(), "clip_text_model".into());
+            map.insert("bos_token_id".into(), 49406.into());
+            map.insert("eos_token_id".into(), 49407.into());
+            map.insert("pad_token_id".into(), 1.into());
+            map.insert("projection_dim".into(), text_config.hidden_size.into());
+        }
+        write_json(&staging.join("text_encoder/config.json"), &text)?;
+        written += save(
+            vq_tensors,
+            DType::F32,
+            &staging.join("vqvae/diffusion_pytorch_model.safetensors"),
+        )?;
+        write_json(
+            &staging.join("vqvae/config.json"),
+            &with_class(&vq_config, "VQModel"),
+        )?;
+
+        let schedule = VqDiffusionSchedule {
+            num_vec_classes: Some(arch.classes + 1),
+            ..VqDiffusionSchedule::released(arch.timesteps)
+        };
+        write_json(
+            &staging.join("scheduler/scheduler_config.json"),
+            &with_class(&schedule, "VQDiffusionScheduler"),
+        )?;
+
+        let null_dir = staging.join(NULL_EMBEDDING);
+        let (null_config, null_tensor) = if learned_null {
+            (
+                json!({"learnable": true, "hidden_size": text_config.hidden_size,
+                       "length": text_config.max_position_embeddings}),
+                model.tensor(null_key)?,
+            )
+        } else {
+            (
+                json!({"learnable": false, "hidden_size": null, "length": null}),
+                Tensor::zeros(0, DType::F32, &candle_core::Device::Cpu)?,
+            )
+        };
+        written += save(
+            vec![("embeddings".into(), null_tensor)],
+            DType::F32,
+            &null_dir.join("diffusion_pytorch_model.safetensors"),
+        )?;
+        write_json(
+            &null_dir.join("config.json"),
+            &with_class(&null_config, "LearnedClassifierFreeSamplingEmbeddings"),
+        )?;
+
+        for (name, bytes) in tokenizer_files(options.tokenizer.as_deref())? {
+            let path = staging.join("tokenizer").join(name);
+            std::fs::create_dir_all(staging.join("tokenizer")).map_err(io(&path))?;
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+        }
+        for (name, text) in [
+            ("tokenizer_config.json", TOKENIZER_CONFIG),
+            ("special_tokens_map.json", SPECIAL_TOKENS_MAP),
+        ] {
+            let path = staging.join("tokenizer").join(name);
+            std::fs::write(&path, text).map_err(io(&path))?;
+        }
+        let vocab_path = staging.join("tokenizer/vocab.json");
+        let vocab: serde_json::Map<String, Value> = crate::error::read_json(&vocab_path)?;
+        if vocab.len() != text_config.vocab_size {
+            return Err(Error::InvalidOption(format!(
+                "the tokenizer's vocab.json has {} entries, the checkpoint's CLIP token table {} \
+                 rows",
+                vocab.len(),
+                text_config.vocab_size
+            )));
+        }
+
+        write_json(
+            &staging.join("model_index.json"),
+            &json!({
+                "_class_name": "VQDiffusionPipeline",
+                "_diffusers_version": "0.42.1",
+                "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
+                "scheduler": ["diffusers", "VQDiffusionScheduler"],
+                "text_encoder": ["transformers", "CLIPTextModel"],
+                "tokenizer": ["transformers", "CLIPTokenizer"],
+                "transformer": ["diffusers", "Transformer2DModel"],
+                "vqvae": ["diffusers", "VQModel"],
+            }),
+        )?;
+        Ok((remap, written))
+    })();
+    match result {
+        Ok((remap, tensors_written)) => {
+            std::fs::rename(&staging, out).map_err(io(out))?;
+            Ok(ConversionReport {
+                transformer: arch,
+                learned_null,
+                used_ema,
+                vqgan,
+                vqgan_file,
+                remap,
+                schedule_checked,
+                tensors_written,
+            })
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Err(e)
+        }
+    }
+}
