@@ -28,6 +28,15 @@ docs/original-checkpoints.md) and writes `fixtures/original/`:
   buffer `quantize.embedding`, EMA statistics `cluster_size` / `embedding_avg`).
 * `ffhq_style_tiny.pth` — the 16-code VQ-GAN under `first_stage_model.` with a taming GPT's junk
   `transformer.*` keys (the layout of `vqgan_ffhq_f16_1024.pth`).
+* `imagenet_tiny.pth` / `imagenet_learnable_tiny.pth` — the class-conditional
+  `Condition2ImageTransformer` layout (`imagenet_pretrained.pth` / `imagenet_learnable.pth`):
+  width 16, 2 blocks, 2 heads, K = 7 classes, a 4×4 token grid with 8-row position tables (the
+  ImageNet quirk: tables larger than the grid), 5 class labels with a 5-row (mean-row null) or
+  6-row (learned null) class table, a convolutional feed-forward; the 16-code VQ-GAN inside
+  through `remap_16_to_7.pt`. `class_reference.safetensors` holds log p(x0) from
+  `class_model_log_probs` below, a re-implementation of the original block in plain torch
+  (checked against the original repository's own `Block` by
+  `reference/check_original_class_model.py`).
 * `expected.json` — what an importer must infer from each file.
 
 Deterministic: fixed seeds, and the random serialization id of every torch.save file is zeroed.
@@ -40,7 +49,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 _caller = sys.modules.get("__main__")
@@ -316,6 +326,124 @@ def main_checkpoint(pipeline, learnable, codec, with_ema, seed):
     return ckpt
 
 
+# ----------------------------------------------------------------------------------------------
+# the class-conditional network (Condition2ImageTransformer), re-implemented in plain torch
+
+CLASS = {"width": 16, "layers": 2, "heads": 2, "classes": 7, "steps": 10, "grid": 4, "table": 8, "labels": 5}
+
+
+def class_model_state(rows, seed):
+    """A random Condition2ImageTransformer state dict in the original key names."""
+    g = torch.Generator().manual_seed(seed)
+    D, K, T, P = CLASS["width"], CLASS["classes"], CLASS["steps"], CLASS["table"]
+    r = lambda *shape, s=0.2: s * torch.randn(*shape, generator=g)  # noqa: E731
+    sd = OrderedDict()
+    sd["content_emb.emb.weight"] = r(K + 1, D, s=1.0)
+    sd["content_emb.height_emb.weight"] = r(P, D, s=1.0)
+    sd["content_emb.width_emb.weight"] = r(P, D, s=1.0)
+    for i in range(CLASS["layers"]):
+        b = f"blocks.{i}."
+        sd[b + "ln1.emb.weight"] = r(T, D, s=1.0)
+        sd[b + "ln1.linear.weight"] = r(2 * D, D)
+        sd[b + "ln1.linear.bias"] = r(2 * D)
+        for p in ("key", "query", "value", "proj"):
+            sd[b + f"attn.{p}.weight"] = r(D, D)
+            sd[b + f"attn.{p}.bias"] = r(D)
+        sd[b + "ln2.emb.weight"] = r(rows, D, s=1.0)
+        sd[b + "ln2.linear.weight"] = r(2 * D, D)
+        sd[b + "ln2.linear.bias"] = r(2 * D)
+        sd[b + "mlp.conv1.weight"] = r(4 * D, D, 3, 3, s=0.1)
+        sd[b + "mlp.conv1.bias"] = r(4 * D)
+        sd[b + "mlp.conv2.weight"] = r(D, 4 * D, 3, 3, s=0.05)
+        sd[b + "mlp.conv2.bias"] = r(D)
+    sd["to_logits.0.weight"] = 1.0 + r(D)
+    sd["to_logits.0.bias"] = r(D)
+    sd["to_logits.1.weight"] = r(K, D, s=1.0)
+    sd["to_logits.1.bias"] = r(K)
+    return sd
+
+
+def _ada_ln(x, table, weight, bias, index):
+    rows = table.shape[0]
+    emb = torch.stack([table[i] if i < rows else table.mean(dim=0) for i in index.tolist()])
+    u = F.linear(F.silu(emb), weight, bias).unsqueeze(1)
+    scale, shift = u.chunk(2, dim=2)
+    return F.layer_norm(x, (x.shape[-1],), eps=1e-5) * (1 + scale) + shift
+
+
+def class_model_log_probs(sd, x_t, t, labels):
+    """log p(x0) (B, K, N) of the original class-conditional network, in float32 with the head's
+    log-softmax in float64 as the original `predict_start` does."""
+    D, H = CLASS["width"], CLASS["heads"]
+    B, N = x_t.shape
+    side = int(round(N ** 0.5))
+    pos = (sd["content_emb.height_emb.weight"][:, None, :] + sd["content_emb.width_emb.weight"][None, :, :]).reshape(-1, D)
+    x = sd["content_emb.emb.weight"][x_t] + pos[:N]
+    steps = torch.full((B,), t, dtype=torch.long)
+    for i in range(CLASS["layers"]):
+        b = f"blocks.{i}."
+        h = _ada_ln(x, sd[b + "ln1.emb.weight"], sd[b + "ln1.linear.weight"], sd[b + "ln1.linear.bias"], steps)
+        proj = lambda name, v: F.linear(v, sd[b + f"attn.{name}.weight"], sd[b + f"attn.{name}.bias"])  # noqa: E731
+        q, k, v = (proj(n, h).view(B, N, H, D // H).transpose(1, 2) for n in ("query", "key", "value"))
+        att = torch.softmax(q @ k.transpose(-2, -1) / (D // H) ** 0.5, dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, N, D)
+        x = x + proj("proj", y)
+        h = _ada_ln(x, sd[b + "ln2.emb.weight"], sd[b + "ln2.linear.weight"], sd[b + "ln2.linear.bias"], labels)
+        img = h.transpose(1, 2).reshape(B, D, side, side)
+        m = F.conv2d(img, sd[b + "mlp.conv1.weight"], sd[b + "mlp.conv1.bias"], padding=1)
+        m = m * torch.sigmoid(1.702 * m)
+        m = F.conv2d(m, sd[b + "mlp.conv2.weight"], sd[b + "mlp.conv2.bias"], padding=1)
+        x = x + m.reshape(B, D, N).transpose(1, 2)
+    h = F.layer_norm(x, (D,), sd["to_logits.0.weight"], sd["to_logits.0.bias"], eps=1e-5)
+    logits = F.linear(h, sd["to_logits.1.weight"], sd["to_logits.1.bias"]).transpose(1, 2)
+    return F.log_softmax(logits.double(), dim=1).float()
+
+
+def class_references(plain, learnable):
+    """Golden log-probs: normal labels, the null label on both tables, and a guided step."""
+    g = torch.Generator().manual_seed(71)
+    K, N = CLASS["classes"], CLASS["grid"] ** 2
+    x_t = torch.randint(0, K + 1, (2, N), generator=g)
+    x_t[0, :5] = K  # some masked tokens
+    null = CLASS["labels"]
+    out, info = {}, {}
+
+    def add(name, t, what):
+        out[name] = t.contiguous()
+        info[name] = {"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", ""), "what": what}
+
+    add("x_t", x_t, "token ids (B, N); class K = 7 is the mask")
+    for name, sd in (("plain", plain), ("learnable", learnable)):
+        add(f"{name}.labels_0_3.t4", class_model_log_probs(sd, x_t, 4, torch.tensor([0, 3])), "labels [0, 3], t = 4")
+        add(f"{name}.null.t9", class_model_log_probs(sd, x_t, 9, torch.tensor([null, null])), "the null label 5 (mean row on the 5-row table, learned row on the 6-row one), t = 9")
+        u = class_model_log_probs(sd, x_t, 2, torch.tensor([null, null]))
+        c = class_model_log_probs(sd, x_t, 2, torch.tensor([1, 4]))
+        guided = u + 1.5 * (c - u)
+        guided = guided - torch.logsumexp(guided, dim=1, keepdim=True)
+        add(f"{name}.guided_1_4.s1.5.t2", guided, "guided (scale 1.5) for labels [1, 4] at t = 2, renormalised over the K classes")
+    return out, info
+
+
+def class_checkpoint(rows, seed, codec, with_ema):
+    transformer = class_model_state(rows, seed)
+    d = OrderedDict()
+    for k, v in codec.items():
+        d["content_codec." + k] = v
+    for k, v in transformer.items():
+        d["transformer.transformer." + k] = v
+    for k, v in alpha1_buffers(CLASS["classes"], CLASS["steps"]).items():
+        d["transformer." + k] = v
+    ckpt = {"last_epoch": 1, "last_iter": 10, "model": with_metadata(d)}
+    if with_ema:
+        ckpt["ema"] = with_metadata((k[len("transformer.") :], v) for k, v in d.items() if k.startswith("transformer."))
+        g = torch.Generator().manual_seed(seed + 1)
+        for k in list(d):
+            if k.startswith("transformer.transformer."):
+                d[k] = d[k] + 0.01 * torch.randn(d[k].shape, generator=g)
+        ckpt["model"] = with_metadata(d)
+    return ckpt, transformer
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     vq = load(FIX / "pipeline_learnable" / "vqvae", "diffusion_pytorch_model.safetensors")
@@ -378,6 +506,26 @@ def main():
     ffhq["cond_stage_model.junk"] = torch.zeros(1)
     save({"state_dict": with_metadata(ffhq), "global_step": 3}, "ffhq_style_tiny.pth")
 
+    # the class-conditional models: the 16-code VQ-GAN reduced to the transformer's 7 classes
+    class_used = [0, 2, 5, 8, 9, 12, 15]
+    class_table = torch.zeros(codes, dtype=torch.int64)
+    for q, code in enumerate(class_used):
+        class_table[code] = q
+    save(class_table, "remap_16_to_7.pt")
+    vq_codec = OrderedDict()
+    for k, v in taming.items():
+        half = "enc." if k.startswith("encoder.") or k.startswith("quant_conv.") else "dec."
+        vq_codec[half + k] = v
+    vq_codec["enc.quantize.embedding.weight"] = codebook.clone()
+    vq_codec["dec.quantize.embedding.weight"] = vq_codec["enc.quantize.embedding.weight"]
+    plain_ckpt, plain = class_checkpoint(CLASS["labels"], 81, vq_codec, with_ema=False)
+    learn_ckpt, learn = class_checkpoint(CLASS["labels"] + 1, 91, vq_codec, with_ema=True)
+    save(plain_ckpt, "imagenet_tiny.pth")
+    save(learn_ckpt, "imagenet_learnable_tiny.pth")
+    refs, info = class_references(plain, learn)
+    save_file(refs, str(OUT / "class_reference.safetensors"), metadata={"format": "pt"})
+    write_json(OUT / "class_reference.json", {"file": "class_reference.safetensors", "tensors": info, "model": CLASS})
+
     tcfg = json.loads((FIX / "pipeline_learnable" / "transformer" / "config.json").read_text())
     write_json(
         OUT / "expected.json",
@@ -387,6 +535,9 @@ def main():
             "taming_gumbel_tiny.pth": {"codec": "gumbel", "codebook_rows": FULL_CODES, "levels": levels},
             "ithq_vqvae_tiny.pth": {"codec": "ema", "codebook_rows": codes, "levels": levels},
             "ffhq_style_tiny.pth": {"codec": "vq", "codebook_rows": codes, "levels": levels},
+            "imagenet_tiny.pth": {"family": "class", "class_table_rows": CLASS["labels"], "learned_null": False, "ema": False, "codebook_rows": codes, "remap": "remap_16_to_7.pt"},
+            "imagenet_learnable_tiny.pth": {"family": "class", "class_table_rows": CLASS["labels"] + 1, "learned_null": True, "ema": True, "codebook_rows": codes, "remap": "remap_16_to_7.pt"},
+            "remap_16_to_7.pt": {"full_codes": codes, "classes": CLASS["classes"], "quantize_to_full": class_used},
             "remap_24_to_16.pt": {"full_codes": FULL_CODES, "classes": codes, "quantize_to_full": used},
             "heads": tcfg["num_attention_heads"],
             "text_heads": 4,

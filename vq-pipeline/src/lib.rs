@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod class_pipeline;
 mod edit;
 mod embedded_model;
 mod error;
@@ -45,6 +46,7 @@ mod pipeline;
 mod preview;
 mod sampler_settings;
 
+pub use class_pipeline::{ClassConditionalPipeline, is_class_conditional_model};
 pub use discrete_diffusion::Reimpose;
 pub use edit::{EditInput, EditRecord, box_mask, fit_image, fit_mask, regenerated_tokens};
 pub use embedded_model::{
@@ -61,8 +63,9 @@ pub use model_source::{
 pub use null_embedding::{NullEmbeddingConfig, load_null_embedding};
 pub use options::{FAST_PRESET_STEPS, GenerationOptions, NullCondition, SamplerChoice};
 pub use original::{
-    CodeRemap, ConversionReport, ConvertOptions, OriginalFamily, OriginalQuantizer,
-    OriginalTransformer, OriginalVqGan, RemapChoice, convert_original,
+    CLASS_NAMES_FILE, CLASS_PIPELINE, CLASS_TRANSFORMER, CodeRemap, ConversionReport,
+    ConvertOptions, OriginalFamily, OriginalQuantizer, OriginalTransformer, OriginalVqGan,
+    RemapChoice, convert_original,
 };
 pub use output::{
     ModelRecord, OutputPlan, RunLog, contact_sheet, crate_versions, write_atomically, write_outputs,

@@ -386,3 +386,90 @@ fn convert_writes_a_folder_that_generate_loads() {
     assert!(stderr.contains("already exists"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_converted_class_model_generates_with_class_labels() {
+    let dir = scratch("class");
+    let original = reference_fixtures::fixtures_dir().join("original");
+    let out = dir.join("imagenet");
+    let output = run_ok(
+        vqd().args([
+            "convert",
+            original
+                .join("imagenet_learnable_tiny.pth")
+                .to_str()
+                .unwrap(),
+            "--remap",
+            original.join("remap_16_to_7.pt").to_str().unwrap(),
+            "--heads",
+            "2",
+            "--vq-norm-groups",
+            "4",
+            "--image-size",
+            "8",
+            "--class-labels",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("Class denoiser") && stdout.contains("learned null class"),
+        "{stdout}"
+    );
+    let images = dir.join("images");
+    run_ok(vqd().args([
+        "generate",
+        "--class",
+        "3",
+        "--class",
+        "none",
+        "--guidance-scale",
+        "1.5",
+        "--steps",
+        "4",
+        "--model",
+        out.to_str().unwrap(),
+        "--out",
+        images.to_str().unwrap(),
+    ]));
+    let sidecar = read_json(&images.join("generation.json"));
+    assert_eq!(sidecar["class_labels"], serde_json::json!([3, 5]));
+    assert_eq!(
+        std::fs::read_dir(&images)
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "png"))
+            .count(),
+        2
+    );
+    // prompts on a class model, and a class label out of range, are refused with the reason
+    for (args, message) in [
+        (vec!["generate", "a dog"], "class-conditional model"),
+        (vec!["generate", "--class", "9"], "out of range"),
+        (
+            vec!["generate", "--class", "golden retriever"],
+            "no class names",
+        ),
+    ] {
+        let output = vqd()
+            .args(args)
+            .args([
+                "--model",
+                out.to_str().unwrap(),
+                "--out",
+                dir.join("x.png").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,31 @@ impl AdaLayerNorm {
         Ok((scale.contiguous()?, shift.contiguous()?))
     }
 
+    /// `(1 + scale, shift)` `(B, D)` for one table row per sample; an index past the table
+    /// takes the **mean of all rows** (the original VQ-Diffusion's fallback, which makes an
+    /// out-of-range class — ImageNet's 1000 on a 1000-row table — the "no class" condition;
+    /// here decided per sample, the original looks at the first sample only).
+    pub fn modulation_for_rows(&self, rows: &[usize], dtype: DType) -> Result<(Tensor, Tensor)> {
+        let n = self.num_embeddings();
+        let mean = self.emb.mean_keepdim(0)?;
+        let picked = rows
+            .iter()
+            .map(|&r| {
+                if r < n {
+                    Ok(self.emb.narrow(0, r, 1)?)
+                } else {
+                    Ok(mean.clone())
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tau = cast(&Tensor::cat(&picked, 0)?, dtype)?;
+        let u = self.linear.forward(&candle_nn::ops::silu(&tau)?)?;
+        let dim = self.emb.dim(1)?;
+        let scale = (u.narrow(1, 0, dim)? + 1.0)?;
+        let shift = u.narrow(1, dim, dim)?;
+        Ok((scale.contiguous()?, shift.contiguous()?))
+    }
+
     /// Normalises `x` `(B, N, D)` with precomputed [`AdaLayerNorm::modulation`].
     pub fn forward_modulated(
         &self,

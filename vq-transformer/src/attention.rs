@@ -75,6 +75,22 @@ impl Attention {
         })
     }
 
+    /// Self-attention of width `dim` in the original VQ-Diffusion's names (`FullAttention`:
+    /// `query`, `key`, `value`, `proj`, all with biases; same arithmetic as diffusers').
+    pub fn original(vb: VarBuilder, dim: usize, heads: usize) -> Result<Self> {
+        let head_dim = dim / heads.max(1);
+        Ok(Self {
+            to_q: Linear::new(vb.pp("query"), dim, dim, true)?,
+            to_k: Linear::new(vb.pp("key"), dim, dim, true)?,
+            to_v: Linear::new(vb.pp("value"), dim, dim, true)?,
+            to_out: Linear::new(vb.pp("proj"), dim, dim, true)?,
+            heads,
+            head_dim,
+            dropout: 0.0,
+            upcast: false,
+        })
+    }
+
     /// Keys and values of `context` `(B, L, context_dim)`.
     pub fn key_value(&self, context: &Tensor) -> Result<KeyValue> {
         Ok(KeyValue {

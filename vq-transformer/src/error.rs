@@ -75,6 +75,9 @@ pub enum Error {
     /// The text context does not fit the model.
     #[error("text context: {0}")]
     Context(String),
+    /// A class condition does not fit the model.
+    #[error("class condition: {0}")]
+    Condition(String),
 }
 
 impl From<candle_core::Error> for Error {

@@ -24,6 +24,15 @@ impl OutputHead {
         })
     }
 
+    /// The same head in the original VQ-Diffusion's names: `to_logits.0` (LayerNorm) and
+    /// `to_logits.1` (Linear); `vb` at `to_logits`.
+    pub fn original(vb: VarBuilder, dim: usize, num_classes: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            norm_out: LayerNorm::new(vb.pp("0"), dim, eps, true)?,
+            out: Linear::new(vb.pp("1"), dim, num_classes, true)?,
+        })
+    }
+
     /// Raw logits `(B, N, K−1)` in the hidden dtype.
     pub fn logits(&self, h: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.out.forward(&self.norm_out.forward_t(h, train)?)?)

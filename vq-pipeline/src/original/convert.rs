@@ -33,9 +33,10 @@ use super::clip_keys;
 use super::code_remap::{CodeRemap, RemapChoice};
 use super::state_dict::StateDict;
 use super::taming_keys::{self, OriginalVqGan};
-use super::transformer_keys::{self, OriginalTransformer};
+use super::transformer_keys::{self, OriginalFamily, OriginalTransformer};
 use crate::error::io;
 use crate::{Error, NULL_EMBEDDING, Result};
+use vq_transformer::Condition2ImageConfig;
 
 /// Options of [`convert_original`].
 #[derive(Debug, Clone)]
@@ -59,6 +60,12 @@ pub struct ConvertOptions {
     pub text_heads: Option<usize>,
     /// GroupNorm groups of the VQ-GAN (not stored; 32 in taming).
     pub vq_norm_groups: usize,
+    /// Image side the class-conditional models were trained at (not stored; 256 for ImageNet):
+    /// with the VQ-GAN's downsampling it gives their token grid.
+    pub image_size: usize,
+    /// Class labels of a class-conditional model; `None` = 1000 (ImageNet) for a 1001-row class
+    /// table (learned null row), else the number of rows (mean-row null).
+    pub class_labels: Option<usize>,
 }
 
 impl Default for ConvertOptions {
@@ -72,6 +79,8 @@ impl Default for ConvertOptions {
             heads: 16,
             text_heads: None,
             vq_norm_groups: 32,
+            image_size: 256,
+            class_labels: None,
         }
     }
 }
@@ -294,8 +303,108 @@ fn tokenizer_files(source: Option<&Path>) -> Result<[(String, Vec<u8>); 2]> {
     }
 }
 
-/// Converts the original checkpoint `checkpoint` into a diffusers pipeline folder `out` (which
-/// must not exist yet).
+/// What the denoiser family adds to the folder.
+enum Denoiser {
+    Text {
+        config: vq_transformer::Transformer2DConfig,
+        text_config: clip_text::ClipTextConfig,
+        learned_null: bool,
+    },
+    Class(Condition2ImageConfig),
+}
+
+/// The text family's configs, after checking that the CLIP tower and the null embedding fit.
+fn text_denoiser(
+    model: &StateDict<'_>,
+    denoiser: &StateDict<'_>,
+    arch: &OriginalTransformer,
+    options: &ConvertOptions,
+) -> Result<Denoiser> {
+    let config = arch.diffusers_config(options.heads, denoiser)?;
+    let clip = model.sub(CLIP_PREFIX);
+    if clip.is_empty() {
+        return Err(model.error(
+            "a text model without its CLIP text tower (no transformer.condition_emb.* keys)",
+        ));
+    }
+    let text_config = clip_keys::text_config(&clip, options.text_heads)?;
+    if arch.condition_width != Some(text_config.hidden_size) {
+        return Err(model.error(format!(
+            "the denoiser attends to {:?}-wide text states, the CLIP tower is {} wide",
+            arch.condition_width, text_config.hidden_size
+        )));
+    }
+    let learned_null = model.contains(NULL_KEY);
+    if learned_null {
+        let shape = model.shape(NULL_KEY)?;
+        let want = [text_config.max_position_embeddings, text_config.hidden_size];
+        if shape != want {
+            return Err(model.error(format!(
+                "{}: shape {shape:?}, expected {want:?} (text positions × width)",
+                model.stored_name(NULL_KEY)
+            )));
+        }
+    }
+    Ok(Denoiser::Text {
+        config,
+        text_config,
+        learned_null,
+    })
+}
+
+/// The class family's config: ImageNet's 1000 labels for a 1000- or 1001-row class table
+/// unless [`ConvertOptions::class_labels`] says otherwise.
+fn class_denoiser(
+    denoiser: &StateDict<'_>,
+    arch: &OriginalTransformer,
+    options: &ConvertOptions,
+    grid: usize,
+) -> Result<Denoiser> {
+    let rows = denoiser.dim("blocks.0.ln2.emb.weight", 0)?;
+    let labels = options
+        .class_labels
+        .unwrap_or(if rows == 1001 { 1000 } else { rows });
+    if !arch.ffn_hidden.is_multiple_of(arch.width) {
+        return Err(denoiser.error(format!(
+            "blocks.0.mlp.conv1.weight has {} output channels, not a multiple of the width {}",
+            arch.ffn_hidden, arch.width
+        )));
+    }
+    let config = Condition2ImageConfig {
+        num_layers: arch.layers,
+        width: arch.width,
+        num_attention_heads: options.heads,
+        num_vector_embeds: arch.classes + 1,
+        num_embeds_ada_norm: arch.timesteps,
+        num_labels: labels,
+        class_table_rows: rows,
+        position_table: [arch.position_rows.0, arch.position_rows.1],
+        sample_size: grid,
+        mlp_hidden_times: arch.ffn_hidden / arch.width,
+        norm_eps: 1e-5,
+        unknown: Default::default(),
+    };
+    config
+        .validate()
+        .map_err(|e| denoiser.error(format!("{e} (class labels: pass their number)")))?;
+    Ok(Denoiser::Class(config))
+}
+
+const CLIP_PREFIX: &str = "transformer.condition_emb.";
+const NULL_KEY: &str = "transformer.empty_text_embed";
+
+/// ImageNet's class names, in label order (`imagenet_class_index.json` of the release).
+pub(crate) fn imagenet_class_names() -> Vec<String> {
+    let index: std::collections::BTreeMap<usize, (String, String)> = serde_json::from_str(
+        include_str!("../../data/original/imagenet_class_index.json"),
+    )
+    .expect("the shipped class index parses");
+    index.into_values().map(|(_, name)| name).collect()
+}
+
+/// Converts the original checkpoint `checkpoint` into a model folder `out` (which must not
+/// exist yet): the diffusers layout for text models, this crate's class-conditional layout
+/// (docs/original-checkpoints.md) for the ImageNet models.
 pub fn convert_original(
     checkpoint: &Path,
     out: &Path,
@@ -324,43 +433,29 @@ pub fn convert_original(
         ));
     }
     let arch = OriginalTransformer::infer(&denoiser)?;
-    let transformer_config = arch.diffusers_config(options.heads, &denoiser)?;
     let schedule_checked = check_schedule(&model, arch.classes, arch.timesteps)?;
-
-    let clip = model.sub("transformer.condition_emb.");
-    if clip.is_empty() {
-        return Err(invalid(
-            checkpoint,
-            "a text model without its CLIP text tower (no transformer.condition_emb.* keys)",
-        ));
-    }
-    let text_config = clip_keys::text_config(&clip, options.text_heads)?;
-    if arch.condition_width != Some(text_config.hidden_size) {
-        return Err(invalid(
-            checkpoint,
-            format!(
-                "the denoiser attends to {:?}-wide text states, the CLIP tower is {} wide",
-                arch.condition_width, text_config.hidden_size
-            ),
-        ));
-    }
-    let null_key = "transformer.empty_text_embed";
-    let learned_null = model.contains(null_key);
-    if learned_null {
-        let shape = model.shape(null_key)?;
-        let want = [text_config.max_position_embeddings, text_config.hidden_size];
-        if shape != want {
-            return Err(model.error(format!(
-                "{}: shape {shape:?}, expected {want:?} (text positions × width)",
-                model.stored_name(null_key)
-            )));
-        }
-    }
 
     let vq_file = options.vqvae.as_deref().map(WeightFile::open).transpose()?;
     let vq = vqgan_state(vq_file.as_ref(), &model, checkpoint)?;
     let vqgan = OriginalVqGan::infer(&vq)?;
     let vqgan_file = vq.path().to_path_buf();
+    let plan = match arch.family {
+        OriginalFamily::Text => text_denoiser(&model, &denoiser, &arch, options)?,
+        OriginalFamily::Class => {
+            let grid = options.image_size >> vqgan.levels.saturating_sub(1);
+            class_denoiser(&denoiser, &arch, options, grid)?
+        }
+        OriginalFamily::Unconditional => {
+            return Err(denoiser.error(
+                "an unconditional denoiser (UnCondition2ImageTransformer): none was released \
+                 and this importer does not convert it",
+            ));
+        }
+    };
+    let grid = match &plan {
+        Denoiser::Text { .. } => arch.position_rows.0,
+        Denoiser::Class(c) => c.sample_size,
+    };
 
     let staging = out.with_file_name(format!(
         ".{}.partial-{}",
@@ -397,41 +492,10 @@ pub fn convert_original(
             Some(r) => r.gather(&codebook)?,
             None => codebook,
         };
-        let vq_config = vqgan.diffusers_config(
-            &vq,
-            arch.classes,
-            options.vq_norm_groups,
-            arch.position_rows.0,
-        )?;
+        let vq_config = vqgan.diffusers_config(&vq, arch.classes, options.vq_norm_groups, grid)?;
         let mut vq_tensors = taming_keys::diffusers_tensors(&vq, vqgan.levels)?;
         vq_tensors.push(("quantize.embedding.weight".into(), codebook));
-
-        let mut written = 0;
-        written += save(
-            transformer_keys::diffusers_tensors(&denoiser)?,
-            options.dtype,
-            &staging.join("transformer/diffusion_pytorch_model.safetensors"),
-        )?;
-        write_json(
-            &staging.join("transformer/config.json"),
-            &with_class(&transformer_config, "Transformer2DModel"),
-        )?;
-        written += save(
-            clip_keys::hf_tensors(&clip)?,
-            options.dtype,
-            &staging.join("text_encoder/model.safetensors"),
-        )?;
-        let mut text = serde_json::to_value(&text_config).expect("config serialises");
-        if let Value::Object(map) = &mut text {
-            map.insert("architectures".into(), json!(["CLIPTextModel"]));
-            map.insert("model_type".into(), "clip_text_model".into());
-            map.insert("bos_token_id".into(), 49406.into());
-            map.insert("eos_token_id".into(), 49407.into());
-            map.insert("pad_token_id".into(), 1.into());
-            map.insert("projection_dim".into(), text_config.hidden_size.into());
-        }
-        write_json(&staging.join("text_encoder/config.json"), &text)?;
-        written += save(
+        let mut written = save(
             vq_tensors,
             DType::F32,
             &staging.join("vqvae/diffusion_pytorch_model.safetensors"),
@@ -440,7 +504,6 @@ pub fn convert_original(
             &staging.join("vqvae/config.json"),
             &with_class(&vq_config, "VQModel"),
         )?;
-
         let schedule = VqDiffusionSchedule {
             num_vec_classes: Some(arch.classes + 1),
             ..VqDiffusionSchedule::released(arch.timesteps)
@@ -449,66 +512,24 @@ pub fn convert_original(
             &staging.join("scheduler/scheduler_config.json"),
             &with_class(&schedule, "VQDiffusionScheduler"),
         )?;
-
-        let null_dir = staging.join(NULL_EMBEDDING);
-        let (null_config, null_tensor) = if learned_null {
-            (
-                json!({"learnable": true, "hidden_size": text_config.hidden_size,
-                       "length": text_config.max_position_embeddings}),
-                model.tensor(null_key)?,
-            )
-        } else {
-            (
-                json!({"learnable": false, "hidden_size": null, "length": null}),
-                Tensor::zeros(0, DType::F32, &candle_core::Device::Cpu)?,
-            )
+        written += match &plan {
+            Denoiser::Text {
+                config,
+                text_config,
+                learned_null,
+            } => write_text_model(
+                &staging,
+                &model,
+                &denoiser,
+                config,
+                text_config,
+                *learned_null,
+                options,
+            )?,
+            Denoiser::Class(config) => {
+                write_class_model(&staging, &denoiser, config, options.dtype)?
+            }
         };
-        written += save(
-            vec![("embeddings".into(), null_tensor)],
-            DType::F32,
-            &null_dir.join("diffusion_pytorch_model.safetensors"),
-        )?;
-        write_json(
-            &null_dir.join("config.json"),
-            &with_class(&null_config, "LearnedClassifierFreeSamplingEmbeddings"),
-        )?;
-
-        for (name, bytes) in tokenizer_files(options.tokenizer.as_deref())? {
-            let path = staging.join("tokenizer").join(name);
-            std::fs::create_dir_all(staging.join("tokenizer")).map_err(io(&path))?;
-            std::fs::write(&path, bytes).map_err(io(&path))?;
-        }
-        for (name, text) in [
-            ("tokenizer_config.json", TOKENIZER_CONFIG),
-            ("special_tokens_map.json", SPECIAL_TOKENS_MAP),
-        ] {
-            let path = staging.join("tokenizer").join(name);
-            std::fs::write(&path, text).map_err(io(&path))?;
-        }
-        let vocab_path = staging.join("tokenizer/vocab.json");
-        let vocab: serde_json::Map<String, Value> = crate::error::read_json(&vocab_path)?;
-        if vocab.len() != text_config.vocab_size {
-            return Err(Error::InvalidOption(format!(
-                "the tokenizer's vocab.json has {} entries, the checkpoint's CLIP token table {} \
-                 rows",
-                vocab.len(),
-                text_config.vocab_size
-            )));
-        }
-
-        write_json(
-            &staging.join("model_index.json"),
-            &json!({
-                "_class_name": "VQDiffusionPipeline",
-                "_diffusers_version": "0.42.1",
-                "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
-                "scheduler": ["diffusers", "VQDiffusionScheduler"],
-                "text_encoder": ["transformers", "CLIPTextModel"],
-                "tokenizer": ["transformers", "CLIPTokenizer"],
-                "transformer": ["diffusers", "Transformer2DModel"],
-                "vqvae": ["diffusers", "VQModel"],
-            }),
-        )?;
         Ok((remap, written))
     })();
     match result {
@@ -516,7 +537,10 @@ pub fn convert_original(
             std::fs::rename(&staging, out).map_err(io(out))?;
             Ok(ConversionReport {
                 transformer: arch,
-                learned_null,
+                learned_null: match &plan {
+                    Denoiser::Text { learned_null, .. } => *learned_null,
+                    Denoiser::Class(c) => c.has_learned_null(),
+                },
                 used_ema,
                 vqgan,
                 vqgan_file,
@@ -531,3 +555,144 @@ pub fn convert_original(
         }
     }
 }
+
+/// The text family's transformer, text encoder, tokenizer, null embedding and model index.
+fn write_text_model(
+    staging: &Path,
+    model: &StateDict<'_>,
+    denoiser: &StateDict<'_>,
+    config: &vq_transformer::Transformer2DConfig,
+    text_config: &clip_text::ClipTextConfig,
+    learned_null: bool,
+    options: &ConvertOptions,
+) -> Result<usize> {
+    let mut written = save(
+        transformer_keys::diffusers_tensors(denoiser)?,
+        options.dtype,
+        &staging.join("transformer/diffusion_pytorch_model.safetensors"),
+    )?;
+    write_json(
+        &staging.join("transformer/config.json"),
+        &with_class(config, "Transformer2DModel"),
+    )?;
+    written += save(
+        clip_keys::hf_tensors(&model.sub(CLIP_PREFIX))?,
+        options.dtype,
+        &staging.join("text_encoder/model.safetensors"),
+    )?;
+    let mut text = serde_json::to_value(text_config).expect("config serialises");
+    if let Value::Object(map) = &mut text {
+        map.insert("architectures".into(), json!(["CLIPTextModel"]));
+        map.insert("model_type".into(), "clip_text_model".into());
+        map.insert("bos_token_id".into(), 49406.into());
+        map.insert("eos_token_id".into(), 49407.into());
+        map.insert("pad_token_id".into(), 1.into());
+        map.insert("projection_dim".into(), text_config.hidden_size.into());
+    }
+    write_json(&staging.join("text_encoder/config.json"), &text)?;
+
+    let null_dir = staging.join(NULL_EMBEDDING);
+    let (null_config, null_tensor) = if learned_null {
+        (
+            json!({"learnable": true, "hidden_size": text_config.hidden_size,
+                   "length": text_config.max_position_embeddings}),
+            model.tensor(NULL_KEY)?,
+        )
+    } else {
+        (
+            json!({"learnable": false, "hidden_size": null, "length": null}),
+            Tensor::zeros(0, DType::F32, &candle_core::Device::Cpu)?,
+        )
+    };
+    written += save(
+        vec![("embeddings".into(), null_tensor)],
+        DType::F32,
+        &null_dir.join("diffusion_pytorch_model.safetensors"),
+    )?;
+    write_json(
+        &null_dir.join("config.json"),
+        &with_class(&null_config, "LearnedClassifierFreeSamplingEmbeddings"),
+    )?;
+
+    let tokenizer_dir = staging.join("tokenizer");
+    std::fs::create_dir_all(&tokenizer_dir).map_err(io(&tokenizer_dir))?;
+    for (name, bytes) in tokenizer_files(options.tokenizer.as_deref())? {
+        let path = tokenizer_dir.join(name);
+        std::fs::write(&path, bytes).map_err(io(&path))?;
+    }
+    for (name, text) in [
+        ("tokenizer_config.json", TOKENIZER_CONFIG),
+        ("special_tokens_map.json", SPECIAL_TOKENS_MAP),
+    ] {
+        let path = tokenizer_dir.join(name);
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    let vocab: serde_json::Map<String, Value> =
+        crate::error::read_json(&tokenizer_dir.join("vocab.json"))?;
+    if vocab.len() != text_config.vocab_size {
+        return Err(Error::InvalidOption(format!(
+            "the tokenizer's vocab.json has {} entries, the checkpoint's CLIP token table {} rows",
+            vocab.len(),
+            text_config.vocab_size
+        )));
+    }
+    write_json(
+        &staging.join("model_index.json"),
+        &json!({
+            "_class_name": "VQDiffusionPipeline",
+            "_diffusers_version": "0.42.1",
+            "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
+            "scheduler": ["diffusers", "VQDiffusionScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModel"],
+            "tokenizer": ["transformers", "CLIPTokenizer"],
+            "transformer": ["diffusers", "Transformer2DModel"],
+            "vqvae": ["diffusers", "VQModel"],
+        }),
+    )?;
+    Ok(written)
+}
+
+/// The class family's transformer (original key names), class names and model index.
+fn write_class_model(
+    staging: &Path,
+    denoiser: &StateDict<'_>,
+    config: &Condition2ImageConfig,
+    dtype: DType,
+) -> Result<usize> {
+    let tensors = denoiser
+        .keys()
+        .map(|k| Ok((k.to_string(), denoiser.tensor(k)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let written = save(
+        tensors,
+        dtype,
+        &staging.join("transformer/diffusion_pytorch_model.safetensors"),
+    )?;
+    write_json(
+        &staging.join("transformer/config.json"),
+        &with_class(config, CLASS_TRANSFORMER),
+    )?;
+    if config.num_labels == 1000 {
+        write_json(
+            &staging.join(CLASS_NAMES_FILE),
+            &json!(imagenet_class_names()),
+        )?;
+    }
+    write_json(
+        &staging.join("model_index.json"),
+        &json!({
+            "_class_name": CLASS_PIPELINE,
+            "scheduler": ["diffusers", "VQDiffusionScheduler"],
+            "transformer": ["vq-transformer", CLASS_TRANSFORMER],
+            "vqvae": ["diffusers", "VQModel"],
+        }),
+    )?;
+    Ok(written)
+}
+
+/// `_class_name` of a class-conditional model folder's `model_index.json`.
+pub const CLASS_PIPELINE: &str = "VQDiffusionClassPipeline";
+/// `_class_name` of its transformer.
+pub const CLASS_TRANSFORMER: &str = "Condition2ImageTransformer";
+/// The optional list of class names beside `model_index.json` (label order).
+pub const CLASS_NAMES_FILE: &str = "class_names.json";

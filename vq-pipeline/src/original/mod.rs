@@ -16,6 +16,11 @@ mod taming_keys;
 mod transformer_keys;
 
 pub use code_remap::{CodeRemap, RemapChoice};
-pub use convert::{ConversionReport, ConvertOptions, convert_original};
+#[cfg(test)]
+pub(crate) use convert::imagenet_class_names;
+pub use convert::{
+    CLASS_NAMES_FILE, CLASS_PIPELINE, CLASS_TRANSFORMER, ConversionReport, ConvertOptions,
+    convert_original,
+};
 pub use taming_keys::{OriginalQuantizer, OriginalVqGan};
 pub use transformer_keys::{OriginalFamily, OriginalTransformer};

@@ -10,7 +10,8 @@ use candle_core::DType;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
-    ConvertOptions, LoadOptions, RemapChoice, VqDiffusionPipeline, convert_original,
+    ClassConditionalPipeline, ConvertOptions, LoadOptions, RemapChoice, VqDiffusionPipeline,
+    convert_original, is_class_conditional_model,
 };
 
 /// Where a checkpoint comes from.
@@ -67,6 +68,14 @@ pub struct ConvertArgs {
     /// GroupNorm groups of the VQ-GAN (not stored; 32 in every released VQ-GAN).
     #[arg(long, default_value_t = 32)]
     vq_norm_groups: usize,
+    /// Image side of a class-conditional model (not stored; 256 for ImageNet): with the VQ-GAN
+    /// it gives the token grid.
+    #[arg(long, default_value_t = 256)]
+    image_size: usize,
+    /// Class labels of a class-conditional model [default: 1000 for a 1001-row class table
+    /// (learned null row), else the table's rows (mean-row null)].
+    #[arg(long)]
+    class_labels: Option<usize>,
     /// Skip loading the converted folder afterwards.
     #[arg(long)]
     no_verify: bool,
@@ -87,6 +96,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
         heads: args.heads,
         text_heads: args.text_heads,
         vq_norm_groups: args.vq_norm_groups,
+        image_size: args.image_size,
+        class_labels: args.class_labels,
     };
     let spinner = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
@@ -138,8 +149,25 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64()
     );
     if !args.no_verify {
-        VqDiffusionPipeline::from_pretrained(&args.out, LoadOptions::default())?;
-        println!("verified: the folder loads (every weight read and finite)");
+        if is_class_conditional_model(&args.out) {
+            let p = ClassConditionalPipeline::from_pretrained(&args.out, LoadOptions::default())?;
+            let c = p.config();
+            println!(
+                "verified: the class-conditional model loads ({} classes, {} null class, {}×{} \
+                 tokens)",
+                c.num_labels,
+                if c.has_learned_null() {
+                    "learned"
+                } else {
+                    "mean-row"
+                },
+                c.sample_size,
+                c.sample_size
+            );
+        } else {
+            VqDiffusionPipeline::from_pretrained(&args.out, LoadOptions::default())?;
+            println!("verified: the folder loads (every weight read and finite)");
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! Without `--model` it uses the embedded shape-world model (compiled into the binary from
 //! `models/shape-world/`, unpacked to the user's cache on first use).
 
+mod class_generate;
 mod convert;
 #[cfg(feature = "serve")]
 mod serve;
@@ -138,8 +139,13 @@ struct ModelArgs {
 #[derive(Args)]
 struct GenerateArgs {
     /// The prompts (one image batch entry each).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "class")]
     prompts: Vec<String>,
+    /// Class-conditional models (converted original ImageNet checkpoints): a class label
+    /// (`207`), a class name (`"golden retriever"`), or `none` (unconditional); repeat for
+    /// several.
+    #[arg(long)]
+    class: Vec<String>,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -366,21 +372,33 @@ enum DTypeArg {
 /// The pipeline and its record for the sidecar.
 fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, ModelRecord)> {
     let (root, name, variant, revision) = locate(args)?;
+    if vq_pipeline::is_class_conditional_model(&root) {
+        anyhow::bail!(
+            "{} is a class-conditional model: generate with --class (a label, a class name or \
+             `none`) instead of prompts",
+            root.display()
+        );
+    }
     let pipeline = VqDiffusionPipeline::from_pretrained(
         &root,
         LoadOptions {
             device: vq_nn::parse_device(&args.device)?,
-            dtype: match args.dtype {
-                DTypeArg::F32 => candle_core::DType::F32,
-                DTypeArg::F16 => candle_core::DType::F16,
-                DTypeArg::Bf16 => candle_core::DType::BF16,
-            },
+            dtype: dtype_of(args.dtype),
             variant,
             ..LoadOptions::default()
         },
     )?;
     let record = pipeline.model_record(&name, revision.as_deref());
     Ok((pipeline, record))
+}
+
+/// The weight dtype a `--dtype` names.
+fn dtype_of(arg: DTypeArg) -> candle_core::DType {
+    match arg {
+        DTypeArg::F32 => candle_core::DType::F32,
+        DTypeArg::F16 => candle_core::DType::F16,
+        DTypeArg::Bf16 => candle_core::DType::BF16,
+    }
 }
 
 /// The model's folder (resolved from the hub when needed), its name, the weight variant, and
@@ -667,6 +685,9 @@ fn write_animation(path: &Path, frames: &[image::RgbImage]) -> anyhow::Result<()
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<()> {
+    if !args.class.is_empty() {
+        return class_generate::run(&args);
+    }
     run_job(
         &args.model,
         &args.sampling,
