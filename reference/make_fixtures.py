@@ -295,7 +295,9 @@ def tokenizer_cases(tok):
             "num_ids_untruncated": len(ids),
             "ids_diffusers": ids[:77],
             "tokens": tok.convert_ids_to_tokens(ids),
-            "original_bpe_ids": simple.encode(prompt),
+            # the original `tokenize` lower-cases before its tokenizer runs ftfy (which then cannot
+            # repair mojibake such as "cafÃ©" → "cafã©")
+            "original_bpe_ids": simple.encode(prompt.lower()),
         }
         case["original_vqdiffusion_ids"] = original_clip_style(case["original_bpe_ids"])
         case["original_differs_from_diffusers"] = case["original_vqdiffusion_ids"] != case["ids_diffusers"]

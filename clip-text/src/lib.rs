@@ -46,7 +46,8 @@ pub use normalise::l2_normalise_tokens;
 pub use text_cleaning::{TextCleaning, ftfy_fix_text, whitespace_clean};
 pub use text_model::ClipTextModel;
 pub use tokenizer::{
-    ClipTokenizer, EncodedBatch, EncodedPrompt, SpecialTokens, Truncated, Truncation,
+    ClipTokenizer, EncodedBatch, EncodedPrompt, SpecialTokens, TOKENIZATION_KEY, Truncated,
+    Truncation,
 };
 
 /// The crate README's examples, compiled as doctests so they cannot rot.

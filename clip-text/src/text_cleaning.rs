@@ -5,9 +5,11 @@
 //!   `transformers/models/clip/tokenization_clip.py`. This is what the golden fixtures record.
 //! * [`TextCleaning::Ftfy`] — transformers 4's slow `CLIPTokenizer` with `ftfy` installed:
 //!   `whitespace_clean(ftfy.fix_text(text)).lower()`.
-//! * [`TextCleaning::Original`] — microsoft/VQ-Diffusion's `SimpleTokenizer`:
-//!   `whitespace_clean(basic_clean(text)).lower()`, `basic_clean` = `ftfy.fix_text` then
-//!   `html.unescape` twice, then `strip` (`image_synthesis/modeling/modules/clip/simple_tokenizer.py`).
+//! * [`TextCleaning::Original`] — microsoft/VQ-Diffusion's text codec: its `tokenize` lower-cases
+//!   the prompt, then its `SimpleTokenizer` runs `whitespace_clean(basic_clean(text)).lower()`,
+//!   `basic_clean` = `ftfy.fix_text` then `html.unescape` twice, then `strip`
+//!   (`image_synthesis/modeling/modules/clip/{clip,simple_tokenizer}.py`). Lower-casing first
+//!   matters for mojibake: `cafÃ©` becomes `cafã©`, which ftfy no longer repairs.
 //!
 //! [`ftfy_fix_text`] re-implements the ftfy 6 fixers that change CLIP tokens, in ftfy's order
 //! (`ftfy/__init__.py::fix_and_explain`, tables from `ftfy/chardata.py`): HTML entities (only in
@@ -29,8 +31,8 @@ pub enum TextCleaning {
     Transformers,
     /// transformers 4 slow tokenizer with ftfy: `whitespace_clean(ftfy.fix_text(t)).lower()`.
     Ftfy,
-    /// The original VQ-Diffusion / OpenAI CLIP `SimpleTokenizer`: ftfy, `html.unescape` ×2,
-    /// whitespace clean-up, lowercase.
+    /// The original VQ-Diffusion text codec: lowercase, then OpenAI CLIP's `SimpleTokenizer`
+    /// (ftfy, `html.unescape` ×2, whitespace clean-up, lowercase).
     Original,
 }
 
@@ -42,7 +44,7 @@ impl TextCleaning {
             TextCleaning::Transformers => text.to_owned(),
             TextCleaning::Ftfy => whitespace_clean(&ftfy_fix_text(text)).to_lowercase(),
             TextCleaning::Original => {
-                let fixed = ftfy_fix_text(text);
+                let fixed = ftfy_fix_text(&text.to_lowercase());
                 let once = unescape_entities(&fixed, true);
                 let twice = unescape_entities(&once, true);
                 whitespace_clean(twice.trim()).to_lowercase()

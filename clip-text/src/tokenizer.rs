@@ -118,6 +118,10 @@ impl SpecialTokens {
     }
 }
 
+/// The `tokenizer_config.json` key that selects the original VQ-Diffusion's tokenization
+/// (see [`ClipTokenizer::from_pretrained`]).
+pub const TOKENIZATION_KEY: &str = "vq_diffusion_tokenization";
+
 /// What was cut from an over-long prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Truncated {
@@ -197,15 +201,39 @@ impl ClipTokenizer {
         }
         let special = SpecialTokens::from_pretrained(folder)?;
         let json = folder.join("tokenizer.json");
-        if json.is_file() {
-            Self::from_tokenizer_json(&json, special)
+        let tokenizer = if json.is_file() {
+            Self::from_tokenizer_json(&json, special)?
         } else {
             let vocab = require_file(folder, "vocab.json").map_err(|_| Error::MissingFile {
                 folder: folder.to_owned(),
                 file: "tokenizer.json or vocab.json".into(),
             })?;
             let merges = require_file(folder, "merges.txt")?;
-            Self::from_vocab_merges(&vocab, &merges, special)
+            Self::from_vocab_merges(&vocab, &merges, special)?
+        };
+        tokenizer.with_configured_tokenization(folder)
+    }
+
+    /// Applies `tokenizer_config.json`'s optional [`TOKENIZATION_KEY`]: `"original"` selects the
+    /// original VQ-Diffusion's tokenization ([`TextCleaning::Original`] and
+    /// [`Truncation::KeepEot`]), as `vqd convert` writes for the original checkpoints;
+    /// transformers ignores the key.
+    fn with_configured_tokenization(self, folder: &Path) -> Result<Self> {
+        let path = folder.join("tokenizer_config.json");
+        if !path.is_file() {
+            return Ok(self);
+        }
+        let value: serde_json::Value = read_json(&path)?;
+        match value.get(TOKENIZATION_KEY) {
+            None => Ok(self),
+            Some(v) if v.as_str() == Some("original") => Ok(self
+                .with_cleaning(TextCleaning::Original)?
+                .with_truncation(Truncation::KeepEot)),
+            Some(v) if v.as_str() == Some("transformers") => Ok(self),
+            Some(other) => Err(Error::Tokenizer(format!(
+                "{}: {TOKENIZATION_KEY} is {other}; expected \"original\" or \"transformers\"",
+                path.display()
+            ))),
         }
     }
 

@@ -181,6 +181,15 @@ fn original_cleaning_matches_open_clip_simple_tokenizer() {
                     .any(|w| w == &words[..w.len()]),
                 "{name}: {got:?} vs {want:?}"
             );
+            // The original repository's own codec on the full prompt (recorded by
+            // reference/check_original_tokenizer.py): the literal special tokens are specials.
+            let full = tok.encode(case["prompt"].as_str().unwrap()).unwrap().ids;
+            let words: Vec<u32> = full.into_iter().filter(|&id| id != 0).collect();
+            assert_eq!(
+                words,
+                [49406, 49406, 24269, 1689, 49407, 23562, 49407],
+                "{name}"
+            );
             continue;
         }
         let got = tok.encode(&prompt).unwrap().ids;

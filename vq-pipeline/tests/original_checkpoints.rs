@@ -469,3 +469,26 @@ fn a_missing_key_an_unknown_key_and_a_foreign_schedule_are_named() {
         "{e}"
     );
 }
+
+#[test]
+fn converted_text_models_tokenize_like_the_original() {
+    let (_dir, out, _) = convert("learnable_tiny.pth", &tiny_options());
+    let tok = clip_text::ClipTokenizer::from_pretrained(&out.join("tokenizer")).unwrap();
+    assert_eq!(tok.cleaning(), clip_text::TextCleaning::Original);
+    assert_eq!(tok.truncation(), clip_text::Truncation::KeepEot);
+    // an over-long prompt keeps its end-of-text token in the last slot
+    let long = "a photo of a cat ".repeat(30);
+    let ids = tok.encode(&long).unwrap().ids;
+    assert_eq!((ids.len(), ids[76]), (77, 49407));
+    // a bad marker is refused, naming the file
+    let config = out.join("tokenizer/tokenizer_config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("\"original\"", "\"openai\"")).unwrap();
+    let e = clip_text::ClipTokenizer::from_pretrained(&out.join("tokenizer"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tokenizer_config.json") && e.contains("\"openai\""),
+        "{e}"
+    );
+}

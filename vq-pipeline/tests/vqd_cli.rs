@@ -473,3 +473,37 @@ fn a_converted_class_model_generates_with_class_labels() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_checkpoint_file_as_model_is_converted_with_the_release_defaults() {
+    // The tiny fixture's text encoder is 8 wide, so OpenAI's head rule (width / 64) cannot
+    // apply: the direct route reports it (and leaves nothing in the cache); real checkpoints
+    // convert with these defaults.
+    let dir = scratch("direct");
+    let checkpoint = reference_fixtures::fixtures_dir().join("original/learnable_tiny.pth");
+    let output = vqd()
+        .env("VQD_CACHE", dir.join("cache"))
+        .args([
+            "generate",
+            "a cat",
+            "--model",
+            checkpoint.to_str().unwrap(),
+            "--out",
+            dir.join("x.png").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("converting") && stderr.contains("not a multiple of 64"),
+        "{stderr}"
+    );
+    let converted = dir.join("cache/converted");
+    assert_eq!(
+        std::fs::read_dir(&converted).unwrap().count(),
+        0,
+        "a failed conversion left files"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

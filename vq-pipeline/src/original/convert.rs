@@ -107,7 +107,9 @@ pub struct ConversionReport {
 }
 
 /// The tokenizer settings of the original text models (context 77, padding with id 0 = `!`),
-/// in transformers' slow-tokenizer files.
+/// in transformers' slow-tokenizer files, with clip-text's marker for the original's own
+/// tokenization (`clip_text::TOKENIZATION_KEY`: lower-case, ftfy, `html.unescape` twice, and
+/// an over-long prompt keeps its end-of-text token).
 const TOKENIZER_CONFIG: &str = r#"{
   "add_prefix_space": false,
   "bos_token": {"content": "<|startoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false},
@@ -117,6 +119,7 @@ const TOKENIZER_CONFIG: &str = r#"{
   "model_max_length": 77,
   "pad_token": "!",
   "tokenizer_class": "CLIPTokenizer",
+  "vq_diffusion_tokenization": "original",
   "unk_token": {"content": "<|endoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false}
 }
 "#;

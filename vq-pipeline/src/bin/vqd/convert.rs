@@ -3,7 +3,7 @@
 //! (`vq_pipeline::convert_original`; docs/original-checkpoints.md), checked afterwards by loading
 //! every weight of the result.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::DType;
@@ -79,6 +79,51 @@ pub struct ConvertArgs {
     /// Skip loading the converted folder afterwards.
     #[arg(long)]
     no_verify: bool,
+}
+
+/// Whether `path` is an original checkpoint file (`--model CHECKPOINT.pth`) rather than a model
+/// folder or hub id.
+pub fn is_checkpoint_file(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "pth" | "pt" | "ckpt"))
+}
+
+/// `--model CHECKPOINT.pth`: the checkpoint converted with the release's defaults (its own
+/// VQ-GAN, the shipped code-remap tables, EMA weights) into the cache, once per file (the
+/// folder is named by the file's path, size and modification time).
+pub fn cached_conversion(checkpoint: &Path) -> anyhow::Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let meta = std::fs::metadata(checkpoint)?;
+    let absolute = std::fs::canonicalize(checkpoint)?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let key = Sha256::digest(format!("{}|{}|{modified}", absolute.display(), meta.len()));
+    let key: String = key.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let cache = vq_pipeline::cache_dir().ok_or_else(|| {
+        anyhow::anyhow!("no cache folder for the converted checkpoint: set VQD_CACHE or HOME")
+    })?;
+    let stem = checkpoint
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = cache.join("converted").join(format!("{stem}-{key}"));
+    if dir.join("model_index.json").is_file() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(cache.join("converted"))?;
+    eprintln!(
+        "converting {} once into {} (vqd convert gives every option)",
+        checkpoint.display(),
+        dir.display()
+    );
+    convert_original(checkpoint, &dir, &ConvertOptions::default())?;
+    Ok(dir)
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {

@@ -424,6 +424,11 @@ fn locate(args: &ModelArgs) -> anyhow::Result<(PathBuf, String, Variant, Option<
         None => Ok(()),
     };
     match &args.model {
+        Some(model) if convert::is_checkpoint_file(Path::new(model)) => {
+            local_revision("a checkpoint file")?;
+            let dir = convert::cached_conversion(Path::new(model))?;
+            Ok((dir, model.clone(), variant, None))
+        }
         Some(model) => {
             let revision = args.revision.clone().unwrap_or_else(|| "main".into());
             let source = ModelSource::parse(model, &revision)?;
