@@ -21,6 +21,7 @@ use vq_transformer::{ClassCondition, Condition2ImageConfig, Condition2ImageTrans
 
 use crate::error::{component, read_json};
 use crate::original::{CLASS_NAMES_FILE, CLASS_PIPELINE};
+use crate::pipeline::decode_token_grids;
 use crate::{Error, Generation, GenerationOptions, LoadOptions, Result, Timings};
 
 /// A loaded class-conditional model.
@@ -208,11 +209,7 @@ impl ClassConditionalPipeline {
         let denoise = start.elapsed();
         let start = Instant::now();
         let side = self.config().sample_size;
-        let decoded = self
-            .vqvae
-            .decode_tokens(&tokens.reshape((b, side, side))?)
-            .map_err(component("vqvae"))?;
-        let images = vq_codebook::tensor_to_images(&decoded).map_err(component("vqvae"))?;
+        let (decoded, images) = decode_token_grids(&self.vqvae, &tokens, side, side)?;
         Ok(Generation {
             images,
             decoded,

@@ -56,7 +56,10 @@ pub use embedded_model::{
 pub use error::{Error, Result};
 pub use generation_defaults::{GENERATION_CONFIG, GenerationDefaults};
 pub use model_files::{ModelFiles, hub_candidates};
-pub use model_index::{ModelIndex, NULL_EMBEDDING, REQUIRED_COMPONENTS};
+pub use model_index::{
+    DIFFUSERS_VERSION, ModelIndex, NULL_EMBEDDING, REQUIRED_COMPONENTS, pipeline_model_index,
+    with_diffusers_class,
+};
 pub use model_source::{
     DEFAULT_HUB_TIMEOUT, HubOptions, ModelSource, offline_from_env, snapshot_commit,
 };

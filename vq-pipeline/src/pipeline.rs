@@ -642,24 +642,7 @@ impl VqDiffusionPipeline {
 
         let start = Instant::now();
         let (h, w) = self.transformer.config().grid();
-        let decoded = self
-            .vqvae
-            .decode_tokens(&tokens.reshape((b, h, w))?)
-            .map_err(component("vqvae"))?;
-        if !decoded
-            .flatten_all()?
-            .abs()?
-            .max(0)?
-            .to_scalar::<f32>()?
-            .is_finite()
-        {
-            return Err(Error::NonFiniteOutput(
-                "the VQ-VAE decoded NaN or infinite pixels (check the weights with `vqd check \
-                 --weights`)"
-                    .into(),
-            ));
-        }
-        let images = vq_codebook::tensor_to_images(&decoded).map_err(component("vqvae"))?;
+        let (decoded, images) = decode_token_grids(&self.vqvae, &tokens, h, w)?;
         let decode_time = start.elapsed();
         Ok(Generation {
             images,
@@ -681,4 +664,33 @@ impl VqDiffusionPipeline {
             edit: edit.map(|e| e.record),
         })
     }
+}
+
+/// Decodes `(B, h·w)` tokens into `(B, 3, H, W)` pixels in `[-1, 1]` and 8-bit images; NaN or
+/// infinite pixels are an [`Error::NonFiniteOutput`] (no image is made from them).
+pub(crate) fn decode_token_grids(
+    vqvae: &VqModel,
+    tokens: &Tensor,
+    h: usize,
+    w: usize,
+) -> Result<(Tensor, Vec<image::RgbImage>)> {
+    let b = tokens.dim(0)?;
+    let decoded = vqvae
+        .decode_tokens(&tokens.reshape((b, h, w))?)
+        .map_err(component("vqvae"))?;
+    if !decoded
+        .flatten_all()?
+        .abs()?
+        .max(0)?
+        .to_scalar::<f32>()?
+        .is_finite()
+    {
+        return Err(Error::NonFiniteOutput(
+            "the VQ-VAE decoded NaN or infinite pixels (check the weights with `vqd check \
+             --weights`)"
+                .into(),
+        ));
+    }
+    let images = vq_codebook::tensor_to_images(&decoded).map_err(component("vqvae"))?;
+    Ok((decoded, images))
 }

@@ -26,6 +26,13 @@ fn run_ok(command: &mut Command) -> std::process::Output {
     output
 }
 
+/// Runs `command`, asserting it fails; its stderr.
+fn run_err(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "vqd should have failed");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A JSON file's content.
 fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -457,18 +464,12 @@ fn a_converted_class_model_generates_with_class_labels() {
             "no class names",
         ),
     ] {
-        let output = vqd()
-            .args(args)
-            .args([
-                "--model",
-                out.to_str().unwrap(),
-                "--out",
-                dir.join("x.png").to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(!output.status.success());
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stderr = run_err(vqd().args(args).args([
+            "--model",
+            out.to_str().unwrap(),
+            "--out",
+            dir.join("x.png").to_str().unwrap(),
+        ]));
         assert!(stderr.contains(message), "{stderr}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -481,20 +482,14 @@ fn a_checkpoint_file_as_model_is_converted_with_the_release_defaults() {
     // convert with these defaults.
     let dir = scratch("direct");
     let checkpoint = reference_fixtures::fixtures_dir().join("original/learnable_tiny.pth");
-    let output = vqd()
-        .env("VQD_CACHE", dir.join("cache"))
-        .args([
-            "generate",
-            "a cat",
-            "--model",
-            checkpoint.to_str().unwrap(),
-            "--out",
-            dir.join("x.png").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = run_err(vqd().env("VQD_CACHE", dir.join("cache")).args([
+        "generate",
+        "a cat",
+        "--model",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        dir.join("x.png").to_str().unwrap(),
+    ]));
     assert!(
         stderr.contains("converting") && stderr.contains("not a multiple of 64"),
         "{stderr}"

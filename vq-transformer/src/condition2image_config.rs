@@ -55,15 +55,7 @@ fn eps() -> f64 {
 impl Condition2ImageConfig {
     /// Parses and validates a config file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let config: Self = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let config: Self = crate::config::read_config(path.as_ref())?;
         config.validate()?;
         Ok(config)
     }

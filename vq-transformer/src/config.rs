@@ -144,15 +144,7 @@ impl Transformer2DConfig {
 
     /// Reads and validates a `config.json` file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let cfg: Self = serde_json::from_str(&text).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let cfg: Self = read_config(path.as_ref())?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -272,4 +264,16 @@ impl Transformer2DConfig {
     pub fn ff_inner_dim(&self) -> usize {
         4 * self.inner_dim()
     }
+}
+
+/// Reads and parses a JSON config file; errors name the file.
+pub(crate) fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }

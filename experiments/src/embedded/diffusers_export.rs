@@ -9,7 +9,9 @@ use std::path::Path;
 use anyhow::Context;
 use candle_core::DType;
 use serde_json::{Value, json};
-use vq_pipeline::{GENERATION_CONFIG, GenerationDefaults};
+use vq_pipeline::{
+    GENERATION_CONFIG, GenerationDefaults, pipeline_model_index, with_diffusers_class,
+};
 
 use super::config::EmbeddedConfig;
 use super::denoiser_training::repository_tokenizer_dir;
@@ -23,15 +25,6 @@ pub const TOKENIZER_FILES: [&str; 4] = [
     "special_tokens_map.json",
     "tokenizer_config.json",
 ];
-
-fn with_class(value: impl serde::Serialize, class: &str) -> anyhow::Result<Value> {
-    let mut v = serde_json::to_value(value)?;
-    if let Value::Object(map) = &mut v {
-        map.insert("_class_name".into(), class.into());
-        map.insert("_diffusers_version".into(), "0.42.1".into());
-    }
-    Ok(v)
-}
 
 /// The sampling settings the embedded recipe's models recommend (`generation_config.json`, read
 /// by vq-pipeline as its defaults, ignored by diffusers): no guidance. On the shipped model the
@@ -51,26 +44,15 @@ pub fn export_pipeline(
     out: &Path,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out)?;
-    write_json_atomic(
-        &out.join("model_index.json"),
-        &json!({
-            "_class_name": "VQDiffusionPipeline",
-            "_diffusers_version": "0.42.1",
-            "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
-            "scheduler": ["diffusers", "VQDiffusionScheduler"],
-            "text_encoder": ["transformers", "CLIPTextModel"],
-            "tokenizer": ["transformers", "CLIPTokenizer"],
-            "transformer": ["diffusers", "Transformer2DModel"],
-            "vqvae": ["diffusers", "VQModel"],
-        }),
-    )?;
+    write_json_atomic(&out.join("model_index.json"), &pipeline_model_index())?;
+
     write_json_atomic(&out.join(GENERATION_CONFIG), &RECOMMENDED_GENERATION)?;
     write_json_atomic(
         &out.join("scheduler/scheduler_config.json"),
-        &with_class(
+        &with_diffusers_class(
             config.chain.schedule(config.codebook())?,
             "VQDiffusionScheduler",
-        )?,
+        ),
     )?;
 
     let mut text = serde_json::to_value(&config.text)?;
@@ -96,7 +78,7 @@ pub fn export_pipeline(
 
     write_json_atomic(
         &out.join("transformer/config.json"),
-        &with_class(&config.transformer, "Transformer2DModel")?,
+        &with_diffusers_class(&config.transformer, "Transformer2DModel"),
     )?;
     save_tensors_atomic(
         &out.join("transformer/diffusion_pytorch_model.safetensors"),

@@ -35,6 +35,7 @@ use super::state_dict::StateDict;
 use super::taming_keys::{self, OriginalVqGan};
 use super::transformer_keys::{self, OriginalFamily, OriginalTransformer};
 use crate::error::io;
+use crate::model_index::{pipeline_model_index, with_diffusers_class};
 use crate::{Error, NULL_EMBEDDING, Result};
 use vq_transformer::Condition2ImageConfig;
 
@@ -259,15 +260,6 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(value).expect("JSON values serialise") + "\n";
     std::fs::write(path, text).map_err(io(path))
-}
-
-fn with_class(value: impl serde::Serialize, class: &str) -> Value {
-    let mut v = serde_json::to_value(value).expect("configs serialise");
-    if let Value::Object(map) = &mut v {
-        map.insert("_class_name".into(), class.into());
-        map.insert("_diffusers_version".into(), "0.42.1".into());
-    }
-    v
 }
 
 /// `vocab.json` and `merges.txt` of the CLIP BPE.
@@ -505,7 +497,7 @@ pub fn convert_original(
         )?;
         write_json(
             &staging.join("vqvae/config.json"),
-            &with_class(&vq_config, "VQModel"),
+            &with_diffusers_class(&vq_config, "VQModel"),
         )?;
         let schedule = VqDiffusionSchedule {
             num_vec_classes: Some(arch.classes + 1),
@@ -513,7 +505,7 @@ pub fn convert_original(
         };
         write_json(
             &staging.join("scheduler/scheduler_config.json"),
-            &with_class(&schedule, "VQDiffusionScheduler"),
+            &with_diffusers_class(&schedule, "VQDiffusionScheduler"),
         )?;
         written += match &plan {
             Denoiser::Text {
@@ -576,7 +568,7 @@ fn write_text_model(
     )?;
     write_json(
         &staging.join("transformer/config.json"),
-        &with_class(config, "Transformer2DModel"),
+        &with_diffusers_class(config, "Transformer2DModel"),
     )?;
     written += save(
         clip_keys::hf_tensors(&model.sub(CLIP_PREFIX))?,
@@ -614,7 +606,7 @@ fn write_text_model(
     )?;
     write_json(
         &null_dir.join("config.json"),
-        &with_class(&null_config, "LearnedClassifierFreeSamplingEmbeddings"),
+        &with_diffusers_class(&null_config, "LearnedClassifierFreeSamplingEmbeddings"),
     )?;
 
     let tokenizer_dir = staging.join("tokenizer");
@@ -639,19 +631,7 @@ fn write_text_model(
             text_config.vocab_size
         )));
     }
-    write_json(
-        &staging.join("model_index.json"),
-        &json!({
-            "_class_name": "VQDiffusionPipeline",
-            "_diffusers_version": "0.42.1",
-            "learned_classifier_free_sampling_embeddings": ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
-            "scheduler": ["diffusers", "VQDiffusionScheduler"],
-            "text_encoder": ["transformers", "CLIPTextModel"],
-            "tokenizer": ["transformers", "CLIPTokenizer"],
-            "transformer": ["diffusers", "Transformer2DModel"],
-            "vqvae": ["diffusers", "VQModel"],
-        }),
-    )?;
+    write_json(&staging.join("model_index.json"), &pipeline_model_index())?;
     Ok(written)
 }
 
@@ -673,7 +653,7 @@ fn write_class_model(
     )?;
     write_json(
         &staging.join("transformer/config.json"),
-        &with_class(config, CLASS_TRANSFORMER),
+        &with_diffusers_class(config, CLASS_TRANSFORMER),
     )?;
     if config.num_labels == 1000 {
         write_json(

@@ -4,11 +4,10 @@
 
 use std::time::Instant;
 
-use discrete_diffusion::{SeededNoise, StepEvent, Truncation};
+use discrete_diffusion::{SeededNoise, StepEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{
     ClassConditionalPipeline, GenerationOptions, LoadOptions, ModelRecord, OutputPlan, RunLog,
-    SamplerChoice,
 };
 
 use crate::{GenerateArgs, dtype_of, locate};
@@ -53,26 +52,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         })
         .collect();
     // The original's defaults for class models: no guidance unless asked.
-    let mut options = GenerationOptions::new(names)
-        .num_images_per_prompt(sampling.num_images)
-        .sampler(sampling.sampler)
-        .guidance_scale(sampling.guidance_scale.unwrap_or(1.0));
-    if let Some(r) = sampling.prior_weight {
-        anyhow::ensure!(
-            sampling.sampler == SamplerChoice::Purity,
-            "--prior-weight has no effect with the {} sampler (only purity uses it)",
-            sampling.sampler.name()
-        );
-        options.prior_weight = r;
-    }
-    match (sampling.top_k, sampling.truncation_rate) {
-        (Some(k), _) => options.truncation = Truncation::TopK(k),
-        (None, Some(r)) => options.truncation = Truncation::TopR(r),
-        (None, None) => {}
-    }
-    options.steps = sampling.steps;
-    options.unmask_per_call = sampling.unmask_per_call;
-    options.sampler_settings = sampling.sampler_settings();
+    let options = sampling.apply(GenerationOptions::new(names).guidance_scale(1.0))?;
     let bar = ProgressBar::new(1).with_style(
         ProgressStyle::with_template(
             "{spinner} denoising [{bar:30}] {pos}/{len} ({per_sec}) eta {eta}",

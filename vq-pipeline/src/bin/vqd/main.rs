@@ -392,6 +392,36 @@ fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, ModelRecord)> 
     Ok((pipeline, record))
 }
 
+impl SamplingArgs {
+    /// `options` with every sampling flag applied (sampler, images per prompt, guidance,
+    /// truncation, steps, the samplers' settings); flags without effect are errors.
+    fn apply(&self, mut options: GenerationOptions) -> anyhow::Result<GenerationOptions> {
+        options = options
+            .num_images_per_prompt(self.num_images)
+            .sampler(self.sampler);
+        if let Some(r) = self.prior_weight {
+            anyhow::ensure!(
+                self.sampler == SamplerChoice::Purity,
+                "--prior-weight has no effect with the {} sampler (only purity uses it)",
+                self.sampler.name()
+            );
+            options.prior_weight = r;
+        }
+        if let Some(scale) = self.guidance_scale {
+            options.guidance_scale = scale;
+        }
+        match (self.top_k, self.truncation_rate) {
+            (Some(k), _) => options.truncation = Truncation::TopK(k),
+            (None, Some(r)) => options.truncation = Truncation::TopR(r),
+            (None, None) => {}
+        }
+        options.steps = self.steps;
+        options.unmask_per_call = self.unmask_per_call;
+        options.sampler_settings = self.sampler_settings();
+        Ok(options)
+    }
+}
+
 /// The weight dtype a `--dtype` names.
 fn dtype_of(arg: DTypeArg) -> candle_core::DType {
     match arg {
@@ -491,30 +521,11 @@ fn run_job(
     let start = Instant::now();
     let (pipeline, record) = load(model)?;
     let load_time = start.elapsed();
-    let mut options = pipeline
-        .default_options(prompts.clone())
-        .num_images_per_prompt(sampling.num_images)
-        .sampler(sampling.sampler)
-        .null_condition(sampling.null);
-    if let Some(r) = sampling.prior_weight {
-        anyhow::ensure!(
-            sampling.sampler == SamplerChoice::Purity,
-            "--prior-weight has no effect with the {} sampler (only purity uses it)",
-            sampling.sampler.name()
-        );
-        options.prior_weight = r;
-    }
-    if let Some(scale) = sampling.guidance_scale {
-        options.guidance_scale = scale;
-    }
-    match (sampling.top_k, sampling.truncation_rate) {
-        (Some(k), _) => options.truncation = Truncation::TopK(k),
-        (None, Some(r)) => options.truncation = Truncation::TopR(r),
-        (None, None) => {}
-    }
-    options.steps = sampling.steps;
-    options.unmask_per_call = sampling.unmask_per_call;
-    options.sampler_settings = sampling.sampler_settings();
+    let options = sampling.apply(
+        pipeline
+            .default_options(prompts.clone())
+            .null_condition(sampling.null),
+    )?;
     // Every option is checked before any work (edits allow an empty prompt).
     options.validate_allowing_empty_prompts(pipeline.num_timesteps())?;
     let batches = options.batches(sampling.batch_size)?;
