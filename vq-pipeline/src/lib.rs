@@ -67,8 +67,8 @@ pub use null_embedding::{NullEmbeddingConfig, load_null_embedding};
 pub use options::{FAST_PRESET_STEPS, GenerationOptions, NullCondition, SamplerChoice};
 pub use original::{
     CLASS_NAMES_FILE, CLASS_PIPELINE, CLASS_TRANSFORMER, CodeRemap, ConversionReport,
-    ConvertOptions, OriginalFamily, OriginalQuantizer, OriginalTransformer, OriginalVqGan,
-    RemapChoice, convert_original,
+    ConvertOptions, OriginalConfig, OriginalFamily, OriginalQuantizer, OriginalTransformer,
+    OriginalVqGan, RemapChoice, convert_original,
 };
 pub use output::{
     ModelRecord, OutputPlan, RunLog, contact_sheet, crate_versions, write_atomically, write_outputs,

@@ -23,9 +23,9 @@ fn original(name: &str) -> PathBuf {
 fn tiny_class_options(learned: bool) -> ConvertOptions {
     ConvertOptions {
         remap: RemapChoice::File(original("remap_16_to_7.pt")),
-        heads: 2,
+        heads: Some(2),
         vq_norm_groups: 4,
-        image_size: 8,
+        image_size: Some(8),
         class_labels: learned.then_some(5),
         ..ConvertOptions::default()
     }

@@ -25,7 +25,7 @@ fn tiny_options() -> ConvertOptions {
     ConvertOptions {
         remap: RemapChoice::File(original("remap_24_to_16.pt")),
         tokenizer: Some(fixtures_dir().join("tokenizer")),
-        heads: expected["heads"].as_u64().unwrap() as usize,
+        heads: Some(expected["heads"].as_u64().unwrap() as usize),
         text_heads: Some(expected["text_heads"].as_u64().unwrap() as usize),
         vq_norm_groups: expected["vq_norm_groups"].as_u64().unwrap() as usize,
         ..ConvertOptions::default()
@@ -340,7 +340,7 @@ fn wrong_hyper_parameters_and_a_missing_remap_are_refused() {
     let cases: [(ConvertOptions, &[&str]); 4] = [
         (
             ConvertOptions {
-                heads: 3,
+                heads: Some(3),
                 ..tiny_options()
             },
             &["not divisible by 3 attention heads"],
@@ -493,4 +493,61 @@ fn converted_text_models_tokenize_like_the_original() {
         e.contains("tokenizer_config.json") && e.contains("\"openai\""),
         "{e}"
     );
+}
+
+/// A YAML config in the original's layout (PyYAML's `!!python/tuple` included) for the tiny
+/// text checkpoint, with `n_layer` set to `layers`.
+fn tiny_yaml(dir: &Path, layers: usize) -> PathBuf {
+    let text = format!(
+        "model:\n  params:\n    content_codec_config:\n      params:\n        token_shape:\n        - 4\n        - 4\n    \
+         diffusion_config:\n      params:\n        content_emb_config:\n          params:\n            num_embed: 16\n            \
+         spatial_size: !!python/tuple\n            - 4\n            - 4\n        diffusion_step: 10\n        \
+         transformer_config:\n          params:\n            n_embd: 16\n            n_head: 2\n            n_layer: {layers}\n  \
+         target: image_synthesis.modeling.models.dalle.DALLE\n"
+    );
+    let path = dir.join(format!("tiny_{layers}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_original_yaml_config_supplies_the_heads_and_is_checked_against_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = vq_pipeline::OriginalConfig::from_file(&tiny_yaml(dir.path(), 2)).unwrap();
+    assert_eq!(
+        (config.heads, config.layers, config.grid, config.classes),
+        (Some(2), Some(2), Some(4), Some(16))
+    );
+    // the config's n_head replaces --heads
+    let options = ConvertOptions {
+        config: Some(tiny_yaml(dir.path(), 2)),
+        heads: None,
+        ..tiny_options()
+    };
+    let (_d, out, _) = convert("learnable_tiny.pth", &options);
+    let fixture = materialise_pipeline("pipeline_learnable").unwrap();
+    assert_same_config("transformer", &out, &fixture);
+    // a config that does not belong to the checkpoint is refused, naming it and the field
+    let e = convert_err(
+        &original("learnable_tiny.pth"),
+        &ConvertOptions {
+            config: Some(tiny_yaml(dir.path(), 3)),
+            ..tiny_options()
+        },
+    );
+    assert!(
+        e.contains("tiny_3.yaml") && e.contains("n_layer is 3 here but 2 in the checkpoint"),
+        "{e}"
+    );
+    // a VQ-GAN config (no model.params) is refused with the reason
+    let vq_yaml = dir.path().join("vq.yaml");
+    std::fs::write(
+        &vq_yaml,
+        "model:\n  target: taming.models.vqgan.GumbelVQ\n  base_learning_rate: 1\n",
+    )
+    .unwrap();
+    let e = vq_pipeline::OriginalConfig::from_file(&vq_yaml)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no model.params"), "{e}");
 }

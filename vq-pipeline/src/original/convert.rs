@@ -31,6 +31,7 @@ use vq_nn::WeightFile;
 
 use super::clip_keys;
 use super::code_remap::{CodeRemap, RemapChoice};
+use super::original_config::OriginalConfig;
 use super::state_dict::StateDict;
 use super::taming_keys::{self, OriginalVqGan};
 use super::transformer_keys::{self, OriginalFamily, OriginalTransformer};
@@ -55,15 +56,21 @@ pub struct ConvertOptions {
     pub dtype: DType,
     /// Prefer the EMA weights, as the original inference does.
     pub use_ema: bool,
-    /// Attention heads of the denoiser (not stored in the file; 16 in every release).
-    pub heads: usize,
-    /// Attention heads of the text encoder; `None` = OpenAI's width / 64 (8 for ViT-B/32).
+    /// The original YAML config the checkpoint was trained with (optional): supplies the head
+    /// counts and the token grid, and every size it states is checked against the checkpoint.
+    pub config: Option<PathBuf>,
+    /// Attention heads of the denoiser (not stored in the file); `None` = the config's
+    /// `n_head`, else 16 (every release).
+    pub heads: Option<usize>,
+    /// Attention heads of the text encoder; `None` = the config's CLIP model, else OpenAI's
+    /// width / 64 (8 for ViT-B/32).
     pub text_heads: Option<usize>,
     /// GroupNorm groups of the VQ-GAN (not stored; 32 in taming).
     pub vq_norm_groups: usize,
-    /// Image side the class-conditional models were trained at (not stored; 256 for ImageNet):
-    /// with the VQ-GAN's downsampling it gives their token grid.
-    pub image_size: usize,
+    /// Image side the class-conditional models were trained at (not stored): with the VQ-GAN's
+    /// downsampling it gives their token grid; `None` = the config's `token_shape`, else 256
+    /// (ImageNet).
+    pub image_size: Option<usize>,
     /// Class labels of a class-conditional model; `None` = 1000 (ImageNet) for a 1001-row class
     /// table (learned null row), else the number of rows (mean-row null).
     pub class_labels: Option<usize>,
@@ -77,10 +84,11 @@ impl Default for ConvertOptions {
             tokenizer: None,
             dtype: DType::F32,
             use_ema: true,
-            heads: 16,
+            config: None,
+            heads: None,
             text_heads: None,
             vq_norm_groups: 32,
-            image_size: 256,
+            image_size: None,
             class_labels: None,
         }
     }
@@ -298,6 +306,11 @@ fn tokenizer_files(source: Option<&Path>) -> Result<[(String, Vec<u8>); 2]> {
     }
 }
 
+/// The head count of every released denoiser.
+const DEFAULT_HEADS: usize = 16;
+/// The image side of every released model.
+const DEFAULT_IMAGE_SIZE: usize = 256;
+
 /// What the denoiser family adds to the folder.
 enum Denoiser {
     Text {
@@ -315,7 +328,7 @@ fn text_denoiser(
     arch: &OriginalTransformer,
     options: &ConvertOptions,
 ) -> Result<Denoiser> {
-    let config = arch.diffusers_config(options.heads, denoiser)?;
+    let config = arch.diffusers_config(options.heads.unwrap_or(DEFAULT_HEADS), denoiser)?;
     let clip = model.sub(CLIP_PREFIX);
     if clip.is_empty() {
         return Err(model.error(
@@ -368,7 +381,7 @@ fn class_denoiser(
     let config = Condition2ImageConfig {
         num_layers: arch.layers,
         width: arch.width,
-        num_attention_heads: options.heads,
+        num_attention_heads: options.heads.unwrap_or(DEFAULT_HEADS),
         num_vector_embeds: arch.classes + 1,
         num_embeds_ada_norm: arch.timesteps,
         num_labels: labels,
@@ -429,16 +442,42 @@ pub fn convert_original(
     }
     let arch = OriginalTransformer::infer(&denoiser)?;
     let schedule_checked = check_schedule(&model, arch.classes, arch.timesteps)?;
+    let original_config = options
+        .config
+        .as_deref()
+        .map(OriginalConfig::from_file)
+        .transpose()?;
+    let mut options = options.clone();
+    if let Some(c) = &original_config {
+        c.check("n_layer", c.layers, arch.layers)?;
+        c.check("n_embd", c.width, arch.width)?;
+        c.check("content_emb_config num_embed", c.classes, arch.classes)?;
+        c.check("diffusion_step", c.timesteps, arch.timesteps)?;
+        if arch.family == OriginalFamily::Class {
+            // `imagenet_learnable.pth` is built from `configs/imagenet.yaml` (1000) plus the
+            // inference flag `imagenet_cf`, which adds the learned null row.
+            let rows = denoiser.dim("blocks.0.ln2.emb.weight", 0)?;
+            let stated = c.class_number.map(|n| if n + 1 == rows { rows } else { n });
+            c.check("class_number", stated, rows)?;
+        }
+        options.heads = options.heads.or(c.heads);
+        options.text_heads = options.text_heads.or_else(|| c.text_heads());
+    }
 
     let vq_file = options.vqvae.as_deref().map(WeightFile::open).transpose()?;
     let vq = vqgan_state(vq_file.as_ref(), &model, checkpoint)?;
     let vqgan = OriginalVqGan::infer(&vq)?;
     let vqgan_file = vq.path().to_path_buf();
     let plan = match arch.family {
-        OriginalFamily::Text => text_denoiser(&model, &denoiser, &arch, options)?,
+        OriginalFamily::Text => text_denoiser(&model, &denoiser, &arch, &options)?,
         OriginalFamily::Class => {
-            let grid = options.image_size >> vqgan.levels.saturating_sub(1);
-            class_denoiser(&denoiser, &arch, options, grid)?
+            let down = vqgan.levels.saturating_sub(1);
+            let grid = match (options.image_size, &original_config) {
+                (Some(size), _) => size >> down,
+                (None, Some(c)) if c.grid.is_some() => c.grid.unwrap_or_default(),
+                _ => DEFAULT_IMAGE_SIZE >> down,
+            };
+            class_denoiser(&denoiser, &arch, &options, grid)?
         }
         OriginalFamily::Unconditional => {
             return Err(denoiser.error(
@@ -519,7 +558,7 @@ pub fn convert_original(
                 config,
                 text_config,
                 *learned_null,
-                options,
+                &options,
             )?,
             Denoiser::Class(config) => {
                 write_class_model(&staging, &denoiser, config, options.dtype)?

@@ -6,11 +6,12 @@
 //! One concept per file: `state_dict` (named views into a lazily read `.pth`),
 //! `transformer_keys` (the denoiser), `clip_keys` (the CLIP text tower in OpenAI's layout),
 //! `taming_keys` (VQ-GANs in taming's key grammar), `code_remap` (the shrunk codebooks),
-//! `convert` (the folder writer).
+//! `original_config` (the YAML fields a checkpoint lacks), `convert` (the folder writer).
 
 mod clip_keys;
 mod code_remap;
 mod convert;
+mod original_config;
 mod state_dict;
 mod taming_keys;
 mod transformer_keys;
@@ -22,5 +23,6 @@ pub use convert::{
     CLASS_NAMES_FILE, CLASS_PIPELINE, CLASS_TRANSFORMER, ConversionReport, ConvertOptions,
     convert_original,
 };
+pub use original_config::OriginalConfig;
 pub use taming_keys::{OriginalQuantizer, OriginalVqGan};
 pub use transformer_keys::{OriginalFamily, OriginalTransformer};

@@ -59,19 +59,26 @@ pub struct ConvertArgs {
     /// uses the EMA copy).
     #[arg(long)]
     no_ema: bool,
-    /// Attention heads of the denoiser (not stored in the file; 16 in every released model).
-    #[arg(long, default_value_t = 16)]
-    heads: usize,
-    /// Attention heads of the text encoder [default: width / 64, OpenAI's rule: 8].
+    /// The original YAML config the checkpoint was trained with (e.g. `configs/coco_tune.yaml`):
+    /// supplies the head counts and token grid; every size it states is checked against the
+    /// checkpoint.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Attention heads of the denoiser (not stored in the file) [default: the config's n_head,
+    /// else 16, as in every released model].
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Attention heads of the text encoder [default: the config's CLIP model, else width / 64,
+    /// OpenAI's rule: 8].
     #[arg(long)]
     text_heads: Option<usize>,
     /// GroupNorm groups of the VQ-GAN (not stored; 32 in every released VQ-GAN).
     #[arg(long, default_value_t = 32)]
     vq_norm_groups: usize,
-    /// Image side of a class-conditional model (not stored; 256 for ImageNet): with the VQ-GAN
-    /// it gives the token grid.
-    #[arg(long, default_value_t = 256)]
-    image_size: usize,
+    /// Image side of a class-conditional model (not stored): with the VQ-GAN it gives the token
+    /// grid [default: the config's token_shape, else 256 as for ImageNet].
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Class labels of a class-conditional model [default: 1000 for a 1001-row class table
     /// (learned null row), else the table's rows (mean-row null)].
     #[arg(long)]
@@ -138,6 +145,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
             ConvertDtype::Bf16 => DType::BF16,
         },
         use_ema: !args.no_ema,
+        config: args.config,
         heads: args.heads,
         text_heads: args.text_heads,
         vq_norm_groups: args.vq_norm_groups,
