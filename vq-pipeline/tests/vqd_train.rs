@@ -303,3 +303,80 @@ fn a_vq_vae_trains_resumes_exactly_and_a_denoiser_learns_its_tokens() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn a_denoiser_trains_from_scratch_and_a_config_that_does_not_fit_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    dataset(&data);
+    // a small new denoiser for the embedded model's VQ-VAE (256 codes, 8×8 tokens) and its
+    // 64-wide text encoder
+    let config = serde_json::json!({
+        "num_attention_heads": 2, "attention_head_dim": 16, "num_layers": 1,
+        "cross_attention_dim": 64, "num_vector_embeds": 257, "sample_size": 8,
+        "num_embeds_ada_norm": 100, "activation_fn": "geglu-approximate", "attention_bias": true,
+    });
+    let config_path = scratch.path().join("denoiser.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let run = scratch.path().join("run");
+    let mut command = train(&data, &run);
+    command.arg("--denoiser-config").arg(&config_path);
+    run_ok(&mut command);
+    let exported: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("model/transformer/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            exported["num_layers"].as_u64(),
+            exported["attention_head_dim"].as_u64()
+        ),
+        (Some(1), Some(16))
+    );
+    let log = std::fs::read_to_string(run.join("loss.csv")).unwrap();
+    assert_eq!(log.lines().count(), 13, "{log}");
+    let png = scratch.path().join("x.png");
+    run_ok(
+        vqd()
+            .args(["generate", "a red circle", "--steps", "4", "--model"])
+            .arg(run.join("model"))
+            .arg("--out")
+            .arg(&png),
+    );
+    assert!(png.is_file());
+    // the same seed initialises the same network
+    let base = run.join("base/transformer/diffusion_pytorch_model.safetensors");
+    let again = scratch.path().join("again.safetensors");
+    vq_train::write_fresh_transformer(
+        &vq_transformer::Transformer2DConfig::from_file(&config_path).unwrap(),
+        5,
+        &again,
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read(&base).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+
+    // a config for another codebook, grid and text width: every mismatch is named
+    let bad = serde_json::json!({
+        "num_attention_heads": 2, "attention_head_dim": 16, "num_layers": 1,
+        "cross_attention_dim": 32, "num_vector_embeds": 100, "sample_size": 4,
+        "num_embeds_ada_norm": 10, "activation_fn": "geglu-approximate", "attention_bias": true,
+    });
+    std::fs::write(&config_path, bad.to_string()).unwrap();
+    let mut command = train(&data, &scratch.path().join("bad-run"));
+    command.arg("--denoiser-config").arg(&config_path);
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "num_vector_embeds is Some(100)",
+        "sample_size is Some(4)",
+        "cross_attention_dim is Some(32)",
+        "num_embeds_ada_norm is Some(10)",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+}

@@ -67,7 +67,7 @@ pub use image_folder::{BadData, CaptionedImage, ImageFolder, fit_image};
 pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX, condition_with_null};
 pub use lr_schedule::LrSchedule;
 pub use optimiser_file::AdamWFile;
-pub use seeded_init::{InitRule, seeded_init};
+pub use seeded_init::{InitRule, pytorch_default_rule, seeded_init, write_fresh_transformer};
 pub use sharding::Rank;
 pub use vq_codebook::{TrainConfig as VqVaeTrainConfig, Trainer as VqVaeTrainer};
 pub use vq_nn::{AdamW, ParamsAdamW};

@@ -53,6 +53,51 @@ fn standard_normal(rng: &mut StdRng) -> f32 {
     ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
 }
 
+/// PyTorch's default initialisation of the VQ-Diffusion denoiser's modules, drawn from the
+/// seeded stream: embedding tables (token, position, AdaLN timestep rows: names containing
+/// `emb`) `N(0, 1)` as `nn.Embedding`; Linear weights `U(±1/√fan_in)` as `nn.Linear`;
+/// LayerNorm weights 1 and every bias 0.
+pub fn pytorch_default_rule(name: &str, dims: &[usize]) -> InitRule {
+    if name.ends_with(".bias") {
+        InitRule::Const(0.0)
+    } else if dims.len() == 1 {
+        InitRule::Const(1.0)
+    } else if name.split('.').any(|part| part.contains("emb")) {
+        InitRule::Normal(1.0)
+    } else {
+        let fan_in: usize = dims[1..].iter().product();
+        InitRule::Uniform(1.0 / (fan_in.max(1) as f32).sqrt())
+    }
+}
+
+/// A new `Transformer2DModel` of `config` initialised by [`pytorch_default_rule`] from `seed`,
+/// written to the safetensors file `path` (a from-scratch denoiser to train).
+pub fn write_fresh_transformer(
+    config: &vq_transformer::Transformer2DConfig,
+    seed: u64,
+    path: &std::path::Path,
+) -> crate::Result<()> {
+    let varmap = VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(
+        &varmap,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    );
+    vq_transformer::Transformer2DModel::new(vb, config)
+        .map_err(|e| crate::Error::InvalidSetting(format!("transformer: {e}")))?;
+    seeded_init(&varmap, seed, pytorch_default_rule)?;
+    crate::save_tensors_atomic(
+        path,
+        &varmap
+            .data()
+            .lock()
+            .expect("VarMap lock poisoned")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +127,30 @@ mod tests {
         assert_eq!(model(3), model(3));
         assert_ne!(model(3)[..12], model(4)[..12]);
         assert_eq!(model(3)[12..], [0.5; 4]);
+    }
+
+    #[test]
+    fn the_default_rule_follows_pytorch_per_kind_of_variable() {
+        use super::{InitRule, pytorch_default_rule};
+        assert_eq!(
+            pytorch_default_rule("out.bias", &[16]),
+            InitRule::Const(0.0)
+        );
+        assert_eq!(
+            pytorch_default_rule("norm_out.weight", &[16]),
+            InitRule::Const(1.0)
+        );
+        assert_eq!(
+            pytorch_default_rule("latent_image_embedding.emb.weight", &[17, 16]),
+            InitRule::Normal(1.0)
+        );
+        assert_eq!(
+            pytorch_default_rule("transformer_blocks.0.norm1.emb.weight", &[10, 16]),
+            InitRule::Normal(1.0)
+        );
+        assert_eq!(
+            pytorch_default_rule("transformer_blocks.0.ff.net.2.weight", &[16, 64]),
+            InitRule::Uniform(0.125)
+        );
     }
 }

@@ -114,6 +114,11 @@ pub struct TrainArgs {
     /// Its codebook must have as many codes as the transformer has classes.
     #[arg(long)]
     vqvae: Option<PathBuf>,
+    /// Train a new denoiser from scratch with this diffusers `transformer/config.json`
+    /// (seeded PyTorch-default initialisation) instead of fine-tuning the model's; the text
+    /// encoder, null embedding and VQ-VAE (or `--vqvae`'s) are kept. Checked against them.
+    #[arg(long)]
+    denoiser_config: Option<PathBuf>,
 }
 
 /// Hash of what the token cache depends on: every image's path, size, mtime and caption, and
@@ -344,6 +349,97 @@ fn with_vqvae(root: &Path, vqvae: &Path, run: &Path) -> anyhow::Result<PathBuf> 
     Ok(base)
 }
 
+/// `RUN/base` with a new, freshly initialised denoiser of the diffusers config `config` (a
+/// `transformer/config.json`; seeded PyTorch-default initialisation), checked against the
+/// model's VQ-VAE (codes + mask = `num_vector_embeds`, its token grid = `sample_size`), text
+/// encoder (`cross_attention_dim`) and schedule (`num_embeds_ada_norm` ≥ T). Made once: a
+/// resumed run finds it in place.
+fn with_new_denoiser(root: &Path, config: &Path, run: &Path, seed: u64) -> anyhow::Result<PathBuf> {
+    let base = run.join("base");
+    let marker = base.join("transformer").join("initialised-from.json");
+    let transformer = Transformer2DConfig::from_file(config)
+        .map_err(|e| anyhow::anyhow!("--denoiser-config: {e}"))?;
+    if marker.is_file() {
+        let recorded: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&marker)?)?;
+        anyhow::ensure!(
+            recorded["config"] == serde_json::to_value(&transformer)?,
+            "{} was started with another --denoiser-config; use a new --out",
+            run.display()
+        );
+        return Ok(base);
+    }
+    let files = ModelFiles::locate(root, vq_nn::Variant::Default)?;
+    let vq = vq_codebook::VqModelConfig::from_file(&files.vqvae_config)?;
+    let text = ClipTextConfig::from_pretrained(&files.text_encoder_dir)?;
+    let schedule = VqDiffusionSchedule::from_file(&files.scheduler_config)?;
+    let grid = vq.sample_size / vq.downsampling_factor();
+    let problems: Vec<String> = [
+        (transformer.num_vector_embeds != Some(vq.num_vq_embeddings + 1)).then(|| {
+            format!(
+                "num_vector_embeds is {:?}, the VQ-VAE has {} codes (+ the mask = {})",
+                transformer.num_vector_embeds,
+                vq.num_vq_embeddings,
+                vq.num_vq_embeddings + 1
+            )
+        }),
+        (transformer.sample_size != Some(grid)).then(|| {
+            format!(
+                "sample_size is {:?}, the VQ-VAE makes a {grid}×{grid} token grid",
+                transformer.sample_size
+            )
+        }),
+        (transformer.cross_attention_dim != Some(text.hidden_size)).then(|| {
+            format!(
+                "cross_attention_dim is {:?}, the text encoder is {} wide",
+                transformer.cross_attention_dim, text.hidden_size
+            )
+        }),
+        (transformer.num_embeds_ada_norm.unwrap_or(0) < schedule.num_train_timesteps).then(|| {
+            format!(
+                "num_embeds_ada_norm is {:?}, the schedule has {} steps",
+                transformer.num_embeds_ada_norm, schedule.num_train_timesteps
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "--denoiser-config {} does not fit the model {}: {}",
+        config.display(),
+        root.display(),
+        problems.join("; ")
+    );
+    if root != base {
+        let _ = std::fs::remove_dir_all(&base);
+        copy_pipeline(root, &base, &["transformer"])?;
+    } else {
+        for file in [
+            "diffusion_pytorch_model.safetensors",
+            "diffusion_pytorch_model.bin",
+        ] {
+            let _ = std::fs::remove_file(base.join("transformer").join(file));
+        }
+    }
+    let dir = base.join("transformer");
+    std::fs::create_dir_all(&dir)?;
+    write_json_atomic(
+        &dir.join("config.json"),
+        &vq_pipeline::with_diffusers_class(&transformer, "Transformer2DModel"),
+    )?;
+    vq_train::write_fresh_transformer(
+        &transformer,
+        seed,
+        &dir.join("diffusion_pytorch_model.safetensors"),
+    )?;
+    write_json_atomic(
+        &marker,
+        &serde_json::json!({"config": transformer, "seed": seed}),
+    )?;
+    Ok(base)
+}
+
 /// The loss curve of the log so far: every step, and a moving average over 25.
 fn loss_chart(log: &str) -> LineChart {
     let points: Vec<(f64, f64)> = log
@@ -431,6 +527,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let (root, name, variant, _) = locate(&args.model)?;
     let root = match &args.vqvae {
         Some(vqvae) => with_vqvae(&root, vqvae, &out)?,
+        None => root,
+    };
+    let root = match &args.denoiser_config {
+        Some(config) => with_new_denoiser(&root, config, &out, args.seed.unwrap_or(0))?,
         None => root,
     };
     let pipeline = VqDiffusionPipeline::from_pretrained(
