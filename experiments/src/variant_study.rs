@@ -80,6 +80,7 @@ impl VariantStudy {
         let data = load_or_encode(
             &run_dir.join("tokens.safetensors"),
             &vq,
+            &vq_export_dir(run_dir).join("diffusion_pytorch_model.safetensors"),
             &world,
             base.denoiser.examples,
         )?;
@@ -147,7 +148,7 @@ impl VariantStudy {
                 config.denoiser.steps,
                 dir.display()
             );
-            let checkpoint = dir.join("checkpoint.safetensors");
+            let checkpoint = dir.join("checkpoint");
             std::fs::create_dir_all(&dir)?;
             let text = initial_text_encoder(config, &self.run_dir, &self.data.scenes, &checkpoint)?;
             let mut trainer = DenoiserTrainer::resume_or_new(config, &checkpoint, text.as_ref())

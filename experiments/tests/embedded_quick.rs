@@ -21,9 +21,10 @@ fn quick_recipe_trains_resumes_exports_and_generates() -> anyhow::Result<()> {
     assert!(
         paths
             .run_dir
-            .join("denoiser/checkpoint.safetensors")
+            .join("denoiser/checkpoint/state.json")
             .is_file()
     );
+    assert!(paths.run_dir.join("denoiser/recipe.json").is_file());
     assert!(!paths.out_dir.exists());
 
     let second = run_training(&config, &paths, None)?;

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::Rank;
 use crate::error::io;
 use crate::{
-    AdamW, AdamWFile, Ema, Error, JointModel, LrSchedule, ParamsAdamW, Result, clip_grad_norm,
+    Ema, Error, GroupedAdamW, JointModel, LrSchedule, ParamGroup, ParamsAdamW, Result,
+    clip_grad_norm,
 };
 
 /// Every hyper-parameter of a denoiser run (serialised with the run).
@@ -148,11 +149,22 @@ pub struct DenoiserTrainer {
     chain: MaskAndReplace,
     tokenizer: ClipTokenizer,
     config: DenoiserTrainingConfig,
-    optimiser: AdamW,
+    optimiser: GroupedAdamW,
     ema: Option<Ema>,
     sampler: TimestepSampler,
     step: u64,
     rank: Rank,
+    captions: Option<CaptionSource>,
+    step_seed: fn(u64, u64) -> u64,
+}
+
+/// A caption for example `i` of a step's batch, drawn with the step's generator (e.g. a
+/// different phrasing of the same scene each time it is seen).
+pub type CaptionSource = Box<dyn Fn(usize, &mut ChaCha12Rng) -> String + Send + Sync>;
+
+/// The default seed of step `step`'s generator in a run seeded `seed`.
+pub fn default_step_seed(seed: u64, step: u64) -> u64 {
+    seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl DenoiserTrainer {
@@ -169,9 +181,10 @@ impl DenoiserTrainer {
                 "caption_dropout > 0 needs a model with a learned null embedding".into(),
             ));
         }
-        let optimiser = AdamW::new(
-            model.trainable(config.freeze_text_encoder),
-            ParamsAdamW {
+        let optimiser = GroupedAdamW::new(
+            &model.trainable(config.freeze_text_encoder),
+            &[ParamGroup::all(config.weight_decay)],
+            &ParamsAdamW {
                 lr: config.learning_rate,
                 weight_decay: config.weight_decay,
                 ..Default::default()
@@ -192,7 +205,44 @@ impl DenoiserTrainer {
             sampler,
             step: 0,
             rank: Rank::default(),
+            captions: None,
+            step_seed: default_step_seed,
         })
+    }
+
+    /// AdamW with these parameter groups (each variable in the first group that selects it)
+    /// instead of one group of everything at the configured weight decay. Call before
+    /// training.
+    pub fn with_param_groups(mut self, groups: &[ParamGroup]) -> Result<Self> {
+        self.optimiser = GroupedAdamW::new(
+            &self.model.trainable(self.config.freeze_text_encoder),
+            groups,
+            &ParamsAdamW {
+                lr: self.config.learning_rate,
+                weight_decay: self.config.weight_decay,
+                ..Default::default()
+            },
+        )?;
+        Ok(self)
+    }
+
+    /// Draws each example's caption from `source` (called with the example's index and the
+    /// step's generator, right after the batch is drawn) instead of using
+    /// [`TokenData::captions`].
+    pub fn with_caption_source(mut self, source: CaptionSource) -> Self {
+        self.set_caption_source(source);
+        self
+    }
+
+    /// [`DenoiserTrainer::with_caption_source`] on a trainer in use.
+    pub fn set_caption_source(&mut self, source: CaptionSource) {
+        self.captions = Some(source);
+    }
+
+    /// Seeds step `s`'s generator with `f(seed, s)` (default [`default_step_seed`]).
+    pub fn with_step_seed(mut self, f: fn(u64, u64) -> u64) -> Self {
+        self.step_seed = f;
+        self
     }
 
     /// Trains as `rank` of a data-parallel world: batches come only from this rank's shard of
@@ -254,8 +304,7 @@ impl DenoiserTrainer {
         } else {
             self.rank.seed(c.seed)
         };
-        let mut rng =
-            ChaCha12Rng::seed_from_u64(seed ^ self.step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = ChaCha12Rng::seed_from_u64((self.step_seed)(seed, self.step));
         let b = c.batch_size;
         let device = data.tokens.device().clone();
         let shard: Vec<usize> = self.rank.shard(m).collect();
@@ -273,7 +322,10 @@ impl DenoiserTrainer {
             .index_select(&Tensor::from_vec(idx.clone(), b, &device)?, 0)?;
         let captions: Vec<String> = idx
             .iter()
-            .map(|&i| data.captions[i as usize].clone())
+            .map(|&i| match &self.captions {
+                Some(source) => source(i as usize, &mut rng),
+                None => data.captions[i as usize].clone(),
+            })
             .collect();
         let keep: Vec<bool> = (0..b)
             .map(|_| rng.random::<f64>() >= c.caption_dropout)
@@ -310,8 +362,7 @@ impl DenoiserTrainer {
             grad_norm = clip_grad_norm(&mut grads, &vars, c.grad_clip)?;
             skipped = !grad_norm.is_finite();
             if !skipped {
-                self.optimiser.set_learning_rate(lr);
-                self.optimiser.step(&grads)?;
+                self.optimiser.step(&grads, lr)?;
                 self.sampler.update(&ts, &loss.vlb_per_sample)?;
                 if let Some(ema) = &mut self.ema {
                     ema.update(&self.model.varmap)?;
@@ -343,7 +394,7 @@ impl DenoiserTrainer {
                 path: tmp.join("model.safetensors"),
                 reason: e.to_string(),
             })?;
-        self.optimiser.save(&tmp.join("optimiser.safetensors"))?;
+        self.optimiser.save(&tmp)?;
         if let Some(ema) = &self.ema {
             crate::save_tensors_atomic(&tmp.join("ema.safetensors"), &ema.weights())?;
         }
@@ -400,7 +451,7 @@ impl DenoiserTrainer {
             path: weights.clone(),
             reason: e.to_string(),
         })?;
-        self.optimiser.load(&dir.join("optimiser.safetensors"))?;
+        self.optimiser.load(&dir)?;
         if let Some(ema) = &mut self.ema {
             let path = dir.join("ema.safetensors");
             let saved =

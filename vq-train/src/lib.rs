@@ -53,13 +53,17 @@ mod image_folder;
 mod joint_model;
 mod lr_schedule;
 mod optimiser_file;
+mod param_groups;
 mod seeded_init;
 mod sharding;
+mod token_cache;
 
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
 #[cfg(feature = "charts")]
 pub use chart::{LineChart, Series, register_font};
-pub use denoiser_trainer::{DenoiserTrainer, DenoiserTrainingConfig, StepLog, TokenData};
+pub use denoiser_trainer::{
+    CaptionSource, DenoiserTrainer, DenoiserTrainingConfig, StepLog, TokenData, default_step_seed,
+};
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use grad_clip::clip_grad_norm;
@@ -67,8 +71,10 @@ pub use image_folder::{BadData, CaptionedImage, ImageFolder, fit_image};
 pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX, condition_with_null};
 pub use lr_schedule::LrSchedule;
 pub use optimiser_file::AdamWFile;
+pub use param_groups::{GroupedAdamW, ParamGroup, Selector};
 pub use seeded_init::{InitRule, pytorch_default_rule, seeded_init, write_fresh_transformer};
 pub use sharding::Rank;
+pub use token_cache::{TokenCache, files_key};
 pub use vq_codebook::{TrainConfig as VqVaeTrainConfig, Trainer as VqVaeTrainer};
 pub use vq_nn::{AdamW, ParamsAdamW};
 

@@ -16,9 +16,9 @@ use rand::Rng;
 
 use super::model::{ArConfig, ArTransformer};
 use crate::embedded::EmbeddedConfig;
+use crate::embedded::denoiser_training::recipe_groups;
 use crate::embedded::denoiser_training::{repository_tokenizer_dir, step_rng};
 use crate::embedded::joint_model::condition_with_null;
-use crate::embedded::optimiser_groups::OptimiserGroups;
 use crate::embedded::progress::{CsvLog, say, stage_bar};
 use crate::embedded::seeded_init::{embedded_init_rule, seeded_init};
 use crate::embedded::token_cache::TokenizedData;
@@ -107,7 +107,7 @@ pub struct ArTrainer {
     /// The model.
     pub model: ArJoint,
     tokenizer: ClipTokenizer,
-    optimisers: OptimiserGroups,
+    optimisers: vq_train::GroupedAdamW,
     vars: Vec<Var>,
     schedule: LrSchedule,
     step: u64,
@@ -135,7 +135,14 @@ impl ArTrainer {
         }
         let d = &recipe.denoiser;
         Ok(Self {
-            optimisers: OptimiserGroups::new(&named, d)?,
+            optimisers: vq_train::GroupedAdamW::new(
+                &named,
+                &recipe_groups(d),
+                &vq_train::ParamsAdamW {
+                    lr: d.learning_rate,
+                    ..Default::default()
+                },
+            )?,
             vars: named.into_iter().map(|(_, v)| v).collect(),
             tokenizer: ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
             schedule: LrSchedule {

@@ -24,7 +24,7 @@ struct Args {
     /// The training run folder (its config.json, VQ-VAE and, by default, denoiser checkpoint).
     #[arg(long, default_value = "results/embedded-run")]
     run_dir: PathBuf,
-    /// Another checkpoint of the same recipe (default: `<run-dir>/denoiser/checkpoint.safetensors`).
+    /// Another checkpoint of the same recipe (a checkpoint folder or its `model.safetensors`; default: `<run-dir>/denoiser/checkpoint`).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Timesteps to probe.
@@ -49,7 +49,13 @@ fn main() -> anyhow::Result<()> {
     .with_context(|| config_path.display().to_string())?;
     let checkpoint = args
         .checkpoint
-        .unwrap_or_else(|| args.run_dir.join("denoiser/checkpoint.safetensors"));
+        .unwrap_or_else(|| args.run_dir.join("denoiser/checkpoint"));
+    // a checkpoint folder (vq-train's) holds the weights in model.safetensors
+    let checkpoint = if checkpoint.is_dir() {
+        checkpoint.join("model.safetensors")
+    } else {
+        checkpoint
+    };
     let model = new_joint_model(&config)?;
     let tensors = candle_core::safetensors::load(&checkpoint, &Device::Cpu)
         .with_context(|| checkpoint.display().to_string())?;

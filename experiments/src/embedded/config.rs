@@ -77,8 +77,9 @@ pub struct DenoiserStage {
     pub final_lr_fraction: f64,
     /// Linear warm-up steps from a fresh start.
     pub warmup_steps: u64,
-    /// Linear re-warm-up after a resume (AdamW moments are not checkpointed: candle keeps them
-    /// private, so a resumed optimiser restarts them).
+    /// Linear re-warm-up after a resume. Unused since the trainer moved onto vq-train, whose
+    /// checkpoints hold the AdamW moments (a resume is exact); kept so the recipe's configs and
+    /// model card read as before.
     pub resume_warmup_steps: u64,
     /// Decoupled weight decay of the weight matrices (embeddings, norms and biases: none).
     pub weight_decay: f64,

@@ -1,50 +1,38 @@
-//! Stage 3: joint training of the text encoder, the denoiser and the learned null embedding
-//! with the `discrete-diffusion` objective — VLB + auxiliary x₀ loss (VQ-Diffusion's weights),
-//! mask-and-replace forward chain, importance-sampled timesteps, caption dropout to the learned
-//! null embedding — under AdamW (two groups: weight matrices with decay; embeddings, norms and
-//! biases without), warm-up + cosine learning rate and global gradient-norm clipping.
+//! Stage 3: joint training of the text encoder, the denoiser and the learned null embedding —
+//! the recipe's settings on `vq_train::DenoiserTrainer` (VLB + auxiliary x₀ loss, mask-and-replace
+//! chain, importance-sampled timesteps, caption dropout to the learned null embedding, AdamW
+//! under warm-up + cosine, global gradient-norm clipping), with what is the shape world's own:
+//! each example's caption drawn anew every time it is seen (`training_caption`: sometimes only
+//! some attributes), three parameter groups ([`recipe_groups`]: weight matrices with decay;
+//! embeddings, norms, biases and the null embedding without; the text-state projections at
+//! `context_projection_scale` times the rate), and the recipe's per-step seeds.
 //!
-//! Every random choice of step `s` (batch, captions, dropout, timesteps, forward noise) comes
-//! from a `StdRng` seeded by `(seed, s)`, so a resumed run draws exactly what an uninterrupted
-//! one would. Checkpoints (one safetensors file, written atomically) hold every variable and, as
-//! a `u8` tensor, the JSON [`TrainerState`]: step, timestep-sampler history, session starts.
-//! AdamW moments are not in it (candle keeps them private); a resume restarts them under a short
-//! learning-rate re-warm-up.
+//! Checkpoints are vq-train's (weights, AdamW moments, sampler history, step: a resume continues
+//! exactly) plus `recipe.json` beside them: the sessions, the wall time and the recipe, which a
+//! resume must share.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use clip_text::ClipTokenizer;
-use discrete_diffusion::Timesteps;
-use discrete_diffusion::{
-    MaskAndReplace, SeededNoise, TimestepSampler, TimestepSampling, Transition, training_loss,
-};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::config::EmbeddedConfig;
-use super::joint_model::{JointModel, new_joint_model};
-use super::optimiser_groups::OptimiserGroups;
+use super::config::{DenoiserStage, EmbeddedConfig};
+use super::joint_model::{JointModel, NULL_KEY, new_joint_model};
 use super::progress::{CsvLog, say, stage_bar};
+use super::seeded_init::is_context_projection;
 use super::token_cache::TokenizedData;
 use super::training_captions::training_caption;
-use vq_train::LrSchedule;
-use vq_train::clip_grad_norm;
-use vq_train::save_tensors_atomic;
+use discrete_diffusion::TimestepSampling;
+use vq_train::{DenoiserTrainingConfig, ParamGroup, TokenData};
 
-/// Checkpoint key of the JSON state.
-const STATE_KEY: &str = "training.state_json";
-
-/// Everything besides the weights that a resumed run needs.
+/// Everything besides vq-train's checkpoint that the recipe keeps across sessions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainerState {
-    /// Steps completed.
-    pub step: u64,
-    /// The importance sampler's loss history and visit counts.
-    pub sampler: TimestepSampler,
     /// Step at which each training session started (resumes after the first).
     pub sessions: Vec<u64>,
     /// Training wall time over all sessions (s).
@@ -53,36 +41,11 @@ pub struct TrainerState {
     pub config: EmbeddedConfig,
 }
 
-/// One step's numbers.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepLog {
-    /// Steps completed after this one.
-    pub step: u64,
-    /// The optimised loss (`(L_t + w λ L_aux) / p(t)`, mean over tokens).
-    pub loss: f64,
-    /// Mean `L_t` per token (nats).
-    pub vlb_per_token: f64,
-    /// Mean auxiliary term per token (nats).
-    pub aux_per_token: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Whether the update was skipped (non-finite loss or gradient).
-    pub skipped: bool,
-}
-
 /// The joint trainer.
 pub struct DenoiserTrainer {
     config: EmbeddedConfig,
-    model: JointModel,
-    chain: MaskAndReplace,
-    tokenizer: ClipTokenizer,
-    optimisers: OptimiserGroups,
-    vars: Vec<Var>,
-    schedule: LrSchedule,
+    inner: vq_train::DenoiserTrainer,
     state: TrainerState,
-    session_start: u64,
 }
 
 /// The CLIP BPE tokenizer shipped in the repository (`fixtures/tokenizer/`).
@@ -90,17 +53,68 @@ pub fn repository_tokenizer_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tokenizer")
 }
 
+/// The recipe's seed of step `step` of a stream named by `salt`.
+pub(crate) fn step_seed(seed: u64, step: u64, salt: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(step.wrapping_mul(0xD1B5_4A32_D192_ED03))
+        ^ salt
+}
+
 pub(crate) fn step_rng(seed: u64, step: u64, salt: u64) -> StdRng {
-    StdRng::seed_from_u64(
-        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(step.wrapping_mul(0xD1B5_4A32_D192_ED03))
-            ^ salt,
-    )
+    StdRng::seed_from_u64(step_seed(seed, step, salt))
+}
+
+/// The denoiser stage's stream.
+fn denoiser_step_seed(seed: u64, step: u64) -> u64 {
+    step_seed(seed, step, 0xDE_0153)
+}
+
+/// Whether a variable is weight-decayed: weight matrices, not embeddings/tables/norms/biases.
+pub fn decays(name: &str, var: &Var) -> bool {
+    var.rank() == 2 && !name.contains("emb") && name != NULL_KEY
+}
+
+/// The recipe's AdamW groups (also the autoregressive baseline's).
+pub fn recipe_groups(stage: &DenoiserStage) -> Vec<ParamGroup> {
+    let wd = stage.weight_decay;
+    vec![
+        ParamGroup::new("matrices", wd, 1.0, |n, v| {
+            decays(n, v) && !is_context_projection(n)
+        }),
+        ParamGroup::new("context", wd, stage.context_projection_scale, |n, _| {
+            is_context_projection(n)
+        }),
+        ParamGroup::new("no_decay", 0.0, 1.0, |n, v| !decays(n, v)),
+    ]
+}
+
+/// vq-train's settings for the recipe's stage.
+fn training_config(config: &EmbeddedConfig) -> DenoiserTrainingConfig {
+    let d = &config.denoiser;
+    DenoiserTrainingConfig {
+        steps: d.steps,
+        batch_size: d.batch_size,
+        learning_rate: d.learning_rate,
+        warmup: d.warmup_steps,
+        final_lr_fraction: d.final_lr_fraction,
+        weight_decay: d.weight_decay,
+        grad_clip: d.grad_clip,
+        caption_dropout: d.caption_dropout,
+        freeze_text_encoder: false,
+        ema_decay: None,
+        timesteps: TimestepSampling::Importance,
+        loss: d.loss.clone(),
+        seed: config.seed,
+    }
+}
+
+fn recipe_path(checkpoint: &Path) -> std::path::PathBuf {
+    checkpoint.with_file_name("recipe.json")
 }
 
 impl DenoiserTrainer {
     /// A fresh trainer (starting from the `initial` tensors where given, e.g. a pre-trained
-    /// text encoder), or one resumed from `checkpoint` when that file exists.
+    /// text encoder), or one resumed from the checkpoint folder `checkpoint` when it exists.
     pub fn resume_or_new(
         config: &EmbeddedConfig,
         checkpoint: &Path,
@@ -110,137 +124,73 @@ impl DenoiserTrainer {
         if let Some(tensors) = initial {
             model.load_part(tensors)?;
         }
-        let big_t = config.chain.num_timesteps;
-        let mut state = TrainerState {
-            step: 0,
-            sampler: TimestepSampler::new(TimestepSampling::Importance, big_t),
-            sessions: Vec::new(),
-            seconds: 0.0,
+        let inner = vq_train::DenoiserTrainer::new(
+            model,
+            config.chain.chain(config.codebook())?,
+            ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
+            training_config(config),
+        )?
+        .with_param_groups(&recipe_groups(&config.denoiser))?
+        .with_step_seed(denoiser_step_seed);
+        let mut trainer = Self {
             config: config.clone(),
+            inner,
+            state: TrainerState {
+                sessions: Vec::new(),
+                seconds: 0.0,
+                config: config.clone(),
+            },
         };
-        if checkpoint.is_file() {
-            let mut tensors = candle_core::safetensors::load(checkpoint, &Device::Cpu)?;
-            let json = tensors
-                .remove(STATE_KEY)
-                .ok_or_else(|| anyhow::anyhow!("{}: no training state", checkpoint.display()))?;
-            let saved: TrainerState = serde_json::from_slice(&json.to_vec1::<u8>()?)?;
+        if trainer.inner.resume(checkpoint)? {
+            let path = recipe_path(checkpoint);
+            let saved: TrainerState = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
             anyhow::ensure!(
                 &saved.config == config,
                 "{} was written by a run with a different configuration; use another run folder",
-                checkpoint.display()
+                path.display()
             );
-            model.load_tensors(&tensors)?;
-            state = saved;
+            trainer.state = saved;
         }
-        let session_start = state.step;
-        state.sessions.push(session_start);
-        let named = model.named_vars();
-        let optimisers = OptimiserGroups::new(&named, &config.denoiser)?;
-        let d = &config.denoiser;
-        Ok(Self {
-            chain: config.chain.chain(config.codebook())?,
-            tokenizer: ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
-            vars: named.into_iter().map(|(_, v)| v).collect(),
-            schedule: LrSchedule {
-                peak: d.learning_rate,
-                final_fraction: d.final_lr_fraction,
-                warmup: d.warmup_steps,
-                resume_warmup: d.resume_warmup_steps,
-                total: d.steps,
-            },
-            config: config.clone(),
-            model,
-            optimisers,
-            state,
-            session_start,
-        })
+        trainer.state.sessions.push(trainer.inner.step());
+        Ok(trainer)
     }
 
     /// Steps completed.
     pub fn step(&self) -> u64 {
-        self.state.step
+        self.inner.step()
     }
 
-    /// The state (sampler history, sessions).
+    /// The state (sessions, wall time).
     pub fn state(&self) -> &TrainerState {
         &self.state
     }
 
     /// The model.
     pub fn model(&self) -> &JointModel {
-        &self.model
+        self.inner.model()
     }
 
-    /// One optimisation step on a batch drawn from `data`.
-    pub fn train_step(&mut self, data: &TokenizedData) -> anyhow::Result<StepLog> {
-        let d = &self.config.denoiser;
-        let step = self.state.step;
-        let mut rng = step_rng(self.config.seed, step, 0xDE_0153);
-        let b = d.batch_size;
-        let n = data.scenes.len();
-        let idx: Vec<u32> = (0..b).map(|_| rng.random_range(0..n) as u32).collect();
-        let x0 = data
-            .tokens
-            .index_select(&Tensor::from_vec(idx.clone(), b, &Device::Cpu)?, 0)?;
-        let captions: Vec<String> = idx
-            .iter()
-            .map(|&i| training_caption(&data.scenes[i as usize], d.partial_caption_rate, &mut rng))
-            .collect();
-        let keep: Vec<bool> = (0..b)
-            .map(|_| rng.random::<f64>() >= d.caption_dropout)
-            .collect();
-        let (ts, pt) = self.state.sampler.sample(b, &mut rng);
-        let mut noise = SeededNoise::new(rng.random());
-        let x_t = self.chain.q_sample(&x0, ts.clone(), &mut noise)?;
-
-        let ids = self
-            .tokenizer
-            .encode_batch(&captions)?
-            .to_tensor(&Device::Cpu)?;
-        let states = self.model.condition(&ids, &keep)?;
-        let context = self.model.transformer.uncached_context(&states)?;
-        let log_p = self.model.transformer.forward_t(
-            &x_t,
-            Timesteps::PerSample(ts.clone()),
-            Some(&context),
-            true,
-        )?;
-        let loss = training_loss(&self.chain, &log_p, &x0, &x_t, &ts, &pt, &d.loss)?;
-        let value = loss.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let lr = self.schedule.rate(step, self.session_start);
-        let mut grad_norm = f64::NAN;
-        let mut skipped = !value.is_finite();
-        if !skipped {
-            let mut grads = loss.loss.backward()?;
-            grad_norm = clip_grad_norm(&mut grads, &self.vars, d.grad_clip)?;
-            skipped = !grad_norm.is_finite();
-            if !skipped {
-                self.optimisers.step(&grads, lr)?;
-                self.state.sampler.update(&ts, &loss.vlb_per_sample)?;
-            }
-        }
-        self.state.step += 1;
-        Ok(StepLog {
-            step: self.state.step,
-            loss: value,
-            vlb_per_token: loss.vlb_per_token,
-            aux_per_token: loss.aux_per_token,
-            grad_norm,
-            lr,
-            skipped,
-        })
-    }
-
-    /// Writes every variable and the state to `path` atomically.
+    /// Writes the checkpoint folder and `recipe.json` beside it.
     pub fn save_checkpoint(&self, path: &Path) -> anyhow::Result<()> {
-        let mut tensors: HashMap<String, Tensor> = self.model.tensors()?;
-        let json = serde_json::to_vec(&self.state)?;
-        let len = json.len();
-        tensors.insert(
-            STATE_KEY.to_string(),
-            Tensor::from_vec(json, len, &Device::Cpu)?,
-        );
-        Ok(save_tensors_atomic(path, &tensors)?)
+        self.inner.save_checkpoint(path)?;
+        Ok(vq_train::write_json_atomic(
+            &recipe_path(path),
+            &self.state,
+        )?)
+    }
+
+    /// The recipe's data for vq-train: the token grids, with each caption drawn from its scene
+    /// whenever an example is drawn (the grid's own caption list only sizes the data).
+    fn prepare(&mut self, data: &TokenizedData) -> TokenData {
+        let scenes = data.scenes.clone();
+        let rate = self.config.denoiser.partial_caption_rate;
+        self.inner.set_caption_source(Box::new(move |i, rng| {
+            training_caption(&scenes[i], rate, rng)
+        }));
+        TokenData {
+            tokens: data.tokens.clone(),
+            captions: vec![String::new(); data.scenes.len()],
+        }
     }
 
     /// Trains until the configured step count (or `max_steps` more steps in this session),
@@ -254,18 +204,18 @@ impl DenoiserTrainer {
         max_steps: Option<u64>,
     ) -> anyhow::Result<f64> {
         let total = self.config.denoiser.steps;
-        let stop = max_steps.map_or(total, |m| (self.state.step + m).min(total));
-        let bar = stage_bar("denoiser", total, self.state.step);
+        let stop = max_steps.map_or(total, |m| (self.inner.step() + m).min(total));
+        let bar = stage_bar("denoiser", total, self.inner.step());
         say(
             &bar,
             &format!(
                 "[denoiser] {} at step {} of {total} (session {})",
-                if self.state.step > 0 {
+                if self.inner.step() > 0 {
                     "resuming"
                 } else {
                     "starting"
                 },
-                self.state.step,
+                self.inner.step(),
                 self.state.sessions.len()
             ),
         );
@@ -276,10 +226,11 @@ impl DenoiserTrainer {
         let start = Instant::now();
         let base_seconds = self.state.seconds;
         let mut last_checkpoint = Instant::now();
-        let first = self.state.step;
+        let first = self.inner.step();
         let mut smoothed: Option<f64> = None;
-        while self.state.step < stop {
-            let l = self.train_step(data)?;
+        let tokens = self.prepare(data);
+        while self.inner.step() < stop {
+            let l = self.inner.train_step(&tokens)?;
             self.state.seconds = base_seconds + start.elapsed().as_secs_f64();
             if l.loss.is_finite() {
                 smoothed = Some(smoothed.map_or(l.loss, |s| 0.98 * s + 0.02 * l.loss));
@@ -322,14 +273,14 @@ impl DenoiserTrainer {
                 );
             }
             if last_checkpoint.elapsed().as_secs() >= self.config.checkpoint_seconds
-                || self.state.step == stop
+                || self.inner.step() == stop
             {
                 self.save_checkpoint(checkpoint)?;
                 last_checkpoint = Instant::now();
             }
         }
         bar.finish_and_clear();
-        let trained = self.state.step - first;
+        let trained = self.inner.step() - first;
         Ok(if trained > 0 {
             start.elapsed().as_secs_f64() / trained as f64
         } else {

@@ -15,7 +15,6 @@ pub mod diffusers_export;
 pub mod evaluation;
 pub mod joint_model;
 pub mod model_card;
-pub mod optimiser_groups;
 pub mod progress;
 pub mod run;
 pub mod seeded_init;

@@ -59,11 +59,12 @@ pub fn run_training(
     let data = load_or_encode(
         &run_dir.join("tokens.safetensors"),
         &vq,
+        &vq_export_dir(run_dir).join("diffusion_pytorch_model.safetensors"),
         &World::default(),
         config.denoiser.examples,
     )?;
 
-    let checkpoint = run_dir.join("denoiser").join("checkpoint.safetensors");
+    let checkpoint = run_dir.join("denoiser").join("checkpoint");
     let log_path = run_dir.join("denoiser").join("log.csv");
     let pretrained = initial_text_encoder(config, run_dir, &data.scenes, &checkpoint)?;
     let mut trainer = DenoiserTrainer::resume_or_new(config, &checkpoint, pretrained.as_ref())?;

@@ -223,7 +223,7 @@ pub fn initial_text_encoder(
     checkpoint: &Path,
 ) -> anyhow::Result<Option<HashMap<String, Tensor>>> {
     match &config.text_pretraining {
-        Some(settings) if settings.steps > 0 && !checkpoint.is_file() => {
+        Some(settings) if settings.steps > 0 && !checkpoint.exists() => {
             let fresh = new_joint_model(config)?;
             let key = json_hash(&(
                 config.seed,

@@ -1,8 +1,8 @@
 //! Stage 2: the training set as token grids. The first `examples` shape-world training images
-//! are encoded once with the trained VQ-VAE and cached (`tokens.safetensors`, `(N, h·w)` u32);
+//! are encoded once with the trained VQ-VAE and cached (`tokens.safetensors`, `(N, h·w)` u32,
+//! `vq_train::TokenCache` keyed by the VQ-VAE's weights file and the count);
 //! the scenes themselves are re-generated from the world's seeds, which is cheap and exact.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -10,7 +10,7 @@ use shape_world::{Scene, Split, World, images_to_tensor};
 use vq_codebook::VqModel;
 
 use super::progress::{say, stage_bar};
-use vq_train::save_tensors_atomic;
+use vq_train::TokenCache;
 
 /// Token grids and scenes of the training examples.
 pub struct TokenizedData {
@@ -20,50 +20,38 @@ pub struct TokenizedData {
     pub scenes: Vec<Scene>,
 }
 
-/// Loads `path` if it holds `examples` rows, else encodes them with `vq` and writes it.
+/// The first `examples` training scenes encoded with `vq` (whose weights file is
+/// `vq_weights`), from the cache at `path` when it was written for the same VQ-VAE weights and
+/// count (`vq_train::TokenCache`), else encoded and cached.
 pub fn load_or_encode(
     path: &Path,
     vq: &VqModel,
+    vq_weights: &Path,
     world: &World,
     examples: usize,
 ) -> anyhow::Result<TokenizedData> {
-    let scenes_and_images = |range: std::ops::Range<usize>| {
-        range
-            .map(|i| world.example(Split::Train, i as u64))
-            .collect::<Vec<_>>()
-    };
-    let cached = if path.is_file() {
-        candle_core::safetensors::load(path, &Device::Cpu)?
-            .remove("tokens")
-            .filter(|t| t.dim(0).ok() == Some(examples))
-    } else {
-        None
-    };
-    let tokens = match cached {
-        Some(t) => t,
-        None => {
-            let bar = stage_bar("encode", examples as u64, 0);
-            say(
-                &bar,
-                &format!("[tokens] encoding {examples} training images"),
-            );
-            let mut rows = Vec::new();
-            for start in (0..examples).step_by(256) {
-                let batch = scenes_and_images(start..(start + 256).min(examples));
-                let images: Vec<_> = batch.into_iter().map(|e| e.image).collect();
-                let t = vq.encode(&images_to_tensor(&images, &Device::Cpu)?)?;
-                rows.push(t.flatten_from(1)?);
-                bar.inc(images.len() as u64);
-            }
-            bar.finish_and_clear();
-            let tokens = Tensor::cat(&rows, 0)?.to_dtype(DType::U32)?;
-            save_tensors_atomic(
-                path,
-                &HashMap::from([("tokens".to_string(), tokens.clone())]),
-            )?;
-            tokens
+    let key = vq_train::files_key(
+        [vq_weights],
+        ["shape-world training examples", &examples.to_string()],
+    );
+    let tokens = TokenCache::new(path).load_or_encode(&key, || -> anyhow::Result<Tensor> {
+        let bar = stage_bar("encode", examples as u64, 0);
+        say(
+            &bar,
+            &format!("[tokens] encoding {examples} training images"),
+        );
+        let mut rows = Vec::new();
+        for start in (0..examples).step_by(256) {
+            let images: Vec<_> = (start..(start + 256).min(examples))
+                .map(|i| world.example(Split::Train, i as u64).image)
+                .collect();
+            let t = vq.encode(&images_to_tensor(&images, &Device::Cpu)?)?;
+            rows.push(t.flatten_from(1)?);
+            bar.inc(images.len() as u64);
         }
-    };
+        bar.finish_and_clear();
+        Ok(Tensor::cat(&rows, 0)?.to_dtype(DType::U32)?)
+    })?;
     let scenes = (0..examples)
         .map(|i| world.example(Split::Train, i as u64).scene)
         .collect();

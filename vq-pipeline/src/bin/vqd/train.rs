@@ -19,7 +19,6 @@ use clap::Args;
 use clip_text::{ClipTextConfig, ClipTokenizer};
 use discrete_diffusion::{MaskAndReplace, SeededNoise, VqDiffusionSchedule};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 use vq_pipeline::{LoadOptions, ModelFiles, VqDiffusionPipeline, contact_sheet, write_atomically};
 use vq_train::{
     BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel, LineChart, Series,
@@ -121,28 +120,13 @@ pub struct TrainArgs {
     denoiser_config: Option<PathBuf>,
 }
 
-/// Hash of what the token cache depends on: every image's path, size, mtime and caption, and
-/// the VQ-VAE weights file's.
+/// What the token cache depends on: every image's path, size, mtime and caption, and the
+/// VQ-VAE weights file's.
 fn cache_key(folder: &ImageFolder, vqvae_weights: &Path) -> String {
-    let mut h = Sha256::new();
-    let stamp = |h: &mut Sha256, p: &Path| {
-        h.update(p.display().to_string().as_bytes());
-        if let Ok(m) = std::fs::metadata(p) {
-            h.update(m.len().to_le_bytes());
-            if let Ok(t) = m.modified().and_then(|t| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map_err(std::io::Error::other)
-            }) {
-                h.update(t.as_nanos().to_le_bytes());
-            }
-        }
-    };
-    stamp(&mut h, vqvae_weights);
-    for item in &folder.items {
-        stamp(&mut h, &item.path);
-        h.update(item.caption.as_bytes());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    vq_train::files_key(
+        std::iter::once(vqvae_weights).chain(folder.items.iter().map(|i| i.path.as_path())),
+        folder.items.iter().map(|i| i.caption.as_str()),
+    )
 }
 
 /// The images as tokens, from the cache when it is current.
@@ -152,13 +136,9 @@ fn tokens(
     run: &Path,
 ) -> anyhow::Result<Tensor> {
     let key = cache_key(folder, &pipeline.files().vqvae_weights);
-    let cache = run.join("tokens.safetensors");
-    let key_file = run.join("tokens.key");
-    if std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str())
-        && let Ok(t) = candle_core::safetensors::load(&cache, &Device::Cpu)
-        && let Some(tokens) = t.get("tokens")
-    {
-        return Ok(tokens.clone());
+    let cache = vq_train::TokenCache::new(run.join("tokens.safetensors"));
+    if let Some(tokens) = cache.load(&key) {
+        return Ok(tokens);
     }
     let (w, _) = pipeline.image_size();
     let bar = ProgressBar::new(folder.items.len() as u64).with_style(
@@ -174,11 +154,7 @@ fn tokens(
     }
     bar.finish_and_clear();
     let tokens = Tensor::cat(&rows, 0)?;
-    vq_train::save_tensors_atomic(
-        &cache,
-        &std::collections::HashMap::from([("tokens".to_string(), tokens.clone())]),
-    )?;
-    write_atomically(&key_file, key.as_bytes())?;
+    cache.store(&key, &tokens)?;
     Ok(tokens)
 }
 
