@@ -29,35 +29,7 @@ pub const REQUIRED_COMPONENTS: [&str; 5] = [
 /// The optional learned null embedding.
 pub const NULL_EMBEDDING: &str = "learned_classifier_free_sampling_embeddings";
 
-/// The diffusers version written into configs this crate writes (the version the fixtures
-/// were made with).
-pub const DIFFUSERS_VERSION: &str = "0.42.1";
-
-/// `model_index.json` of a VQ-Diffusion pipeline folder, as diffusers' `save_pretrained` writes
-/// it (what `vqd train` and `vqd convert` write).
-pub fn pipeline_model_index() -> serde_json::Value {
-    serde_json::json!({
-        "_class_name": "VQDiffusionPipeline",
-        "_diffusers_version": DIFFUSERS_VERSION,
-        NULL_EMBEDDING: ["diffusers", "LearnedClassifierFreeSamplingEmbeddings"],
-        "scheduler": ["diffusers", "VQDiffusionScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "transformer": ["diffusers", "Transformer2DModel"],
-        "vqvae": ["diffusers", "VQModel"],
-    })
-}
-
-/// A component config as diffusers writes it: `value`'s fields plus `_class_name` = `class`
-/// and `_diffusers_version`.
-pub fn with_diffusers_class(value: impl serde::Serialize, class: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(value).expect("configs serialise to JSON");
-    if let serde_json::Value::Object(map) = &mut v {
-        map.insert("_class_name".into(), class.into());
-        map.insert("_diffusers_version".into(), DIFFUSERS_VERSION.into());
-    }
-    v
-}
+pub use vq_nn::{DIFFUSERS_VERSION, pipeline_model_index, with_diffusers_class};
 
 impl ModelIndex {
     /// Parses `model_index.json`.

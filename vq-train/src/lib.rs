@@ -54,6 +54,7 @@ mod joint_model;
 mod lr_schedule;
 mod optimiser_file;
 mod param_groups;
+mod pipeline_export;
 mod seeded_init;
 mod sharding;
 mod token_cache;
@@ -72,6 +73,7 @@ pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX, con
 pub use lr_schedule::LrSchedule;
 pub use optimiser_file::AdamWFile;
 pub use param_groups::{GroupedAdamW, ParamGroup, Selector};
+pub use pipeline_export::{PipelineExport, TOKENIZER_FILES, export_pipeline};
 pub use seeded_init::{InitRule, pytorch_default_rule, seeded_init, write_fresh_transformer};
 pub use sharding::Rank;
 pub use token_cache::{TokenCache, files_key};
