@@ -5,7 +5,7 @@ against the original repository's own modules: `Block` (attn_type 'selfcondition
 'conv_mlp'), `DalleMaskImageEmbedding` and the `to_logits` head of `Condition2ImageTransformer`,
 run on the CPU with the same weights.
 
-    VQ_DIFFUSION_SRC=/path/to/VQ-Diffusion python reference/check_original_class_model.py
+    VQ_DIFFUSION_SRC="$CLONE_OF_VQ_DIFFUSION" python reference/check_original_class_model.py
 
 (the original code is not vendored; any clone of microsoft/VQ-Diffusion works; needs einops).
 """

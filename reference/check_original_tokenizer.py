@@ -5,7 +5,7 @@ repository's own text codec: `Tokenize(context_length=77, add_start_and_end=True
 pad_value=0)` with its `SimpleTokenizer(end_idx=49152)`, exactly as the released text configs
 build it.
 
-    VQ_DIFFUSION_SRC=/path/to/VQ-Diffusion python reference/check_original_tokenizer.py
+    VQ_DIFFUSION_SRC="$CLONE_OF_VQ_DIFFUSION" python reference/check_original_tokenizer.py
 
 (the original code is not vendored; any clone of microsoft/VQ-Diffusion works; needs ftfy,
 regex, einops).
