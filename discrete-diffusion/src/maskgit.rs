@@ -201,6 +201,7 @@ impl MaskGit {
     /// Positions left masked after step `j` of a run that started with `masked` (see the
     /// module docs): strictly decreasing to 0 at step `min(S, masked) − 1`.
     pub fn masked_after(&self, j: usize, masked: usize) -> usize {
+        let calls = self.steps.min(masked);
         let mut left = masked;
         for step in 0..=j {
             let target = (masked as f64
@@ -208,10 +209,13 @@ impl MaskGit {
                     .curve
                     .masked_fraction((step + 1) as f64 / self.steps as f64))
             .floor() as usize;
-            left = if step + 1 >= self.steps {
+            // At least one position per remaining call stays masked: the floor of a rounded
+            // product (30 × (1 − 29/30) = 0.999…) must not end the run a call early.
+            let floor = calls.saturating_sub(step + 1);
+            left = if step + 1 >= calls {
                 0
             } else {
-                target.min(left.saturating_sub(1))
+                target.max(floor).min(left.saturating_sub(1))
             };
         }
         left
@@ -335,6 +339,17 @@ mod tests {
                 prop_assert!(curve.masked_fraction((r + 0.01).min(1.0)) <= f + 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn a_rounded_product_does_not_end_the_schedule_early() {
+        // found by the property test above: 30 × (1 − 29/30) floors to 0 one call early
+        let m = MaskGit {
+            curve: UnmaskCurve::Linear,
+            ..MaskGit::halton(30)
+        };
+        let left: Vec<usize> = (0..30).map(|j| m.masked_after(j, 30)).collect();
+        assert_eq!(left, (0..30).rev().collect::<Vec<_>>());
     }
 
     #[test]
