@@ -214,11 +214,7 @@ impl ClassConditionalPipeline {
             images,
             decoded,
             tokens,
-            image_prompts: options
-                .prompts
-                .iter()
-                .flat_map(|p| std::iter::repeat_n(p.clone(), n))
-                .collect(),
+            image_prompts: options.image_prompts(),
             warnings: Vec::new(),
             model_calls: calls,
             timings: Timings {

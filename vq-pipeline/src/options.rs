@@ -382,6 +382,14 @@ impl GenerationOptions {
         v
     }
 
+    /// The prompt of each image (prompt-major: `num_images_per_prompt` per prompt).
+    pub fn image_prompts(&self) -> Vec<String> {
+        self.prompts
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(p.clone(), self.num_images_per_prompt))
+            .collect()
+    }
+
     /// The `discrete-diffusion` sampler configuration for a chain of `num_timesteps` steps over
     /// `num_tokens` positions.
     pub fn sampler_config(&self, num_timesteps: usize, num_tokens: usize) -> SamplerConfig {

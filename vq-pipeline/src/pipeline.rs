@@ -648,11 +648,7 @@ impl VqDiffusionPipeline {
             images,
             decoded,
             tokens,
-            image_prompts: options
-                .prompts
-                .iter()
-                .flat_map(|p| std::iter::repeat_n(p.clone(), n))
-                .collect(),
+            image_prompts: options.image_prompts(),
             warnings,
             model_calls: calls,
             timings: Timings {

@@ -62,15 +62,18 @@ impl AdaLayerNorm {
     /// here decided per sample, the original looks at the first sample only).
     pub fn modulation_for_rows(&self, rows: &[usize], dtype: DType) -> Result<(Tensor, Tensor)> {
         let n = self.num_embeddings();
-        let mean = self.emb.mean_keepdim(0)?;
+        // The mean row only when a sample asks for it (every guided step's null half does on
+        // a table without a learned null row; ordinary labels never do).
+        let mean = if rows.iter().any(|&r| r >= n) {
+            Some(self.emb.mean_keepdim(0)?)
+        } else {
+            None
+        };
         let picked = rows
             .iter()
-            .map(|&r| {
-                if r < n {
-                    Ok(self.emb.narrow(0, r, 1)?)
-                } else {
-                    Ok(mean.clone())
-                }
+            .map(|&r| match &mean {
+                Some(m) if r >= n => Ok(m.clone()),
+                _ => Ok(self.emb.narrow(0, r, 1)?),
             })
             .collect::<Result<Vec<_>>>()?;
         let tau = cast(&Tensor::cat(&picked, 0)?, dtype)?;
