@@ -72,7 +72,10 @@ pub use attention::{AttentionPrecision, multi_head_attention};
 pub use compute_dtype::compute_dtype;
 pub use conv2d::{Conv2d, ConvInput};
 pub use device::{device_name, parse_device};
-pub use diffusers_layout::{DIFFUSERS_VERSION, pipeline_model_index, with_diffusers_class};
+pub use diffusers_layout::{
+    CLASS_NAMES_FILE, CLASS_PIPELINE, DIFFUSERS_VERSION, class_pipeline_model_index,
+    pipeline_model_index, with_diffusers_class,
+};
 pub use error::{Error, Result};
 pub use functional::{
     approx_gelu, cast, dropout, layer_norm, layer_norm_as, log_softmax_f64, softmax_last_dim,

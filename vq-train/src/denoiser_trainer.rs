@@ -1,9 +1,10 @@
-//! Training the denoiser (and optionally the text encoder and the null embedding) with the
-//! VQ-Diffusion objective on token grids with captions: the variational bound plus the
-//! auxiliary x₀ loss (VQ-Diffusion eq. 5–6, `discrete_diffusion::training_loss`), the
-//! mask-and-replace forward chain, importance-sampled timesteps (Improved DDPM's loss-history
-//! sampler), caption dropout to the learned null embedding (for classifier-free guidance),
-//! AdamW under a warm-up + cosine schedule, global gradient clipping, and an optional EMA.
+//! Training a denoiser with the VQ-Diffusion objective on any [`TokenDataset`] — token grids
+//! with captions (the text encoder and the null embedding train too), with class labels, or
+//! unconditional — for any [`TrainableDenoiser`]: the variational bound plus the auxiliary x₀
+//! loss (VQ-Diffusion eq. 5–6, `discrete_diffusion::training_loss`), the mask-and-replace
+//! forward chain, importance-sampled timesteps (Improved DDPM's loss-history sampler),
+//! condition dropout to the learned null condition (for classifier-free guidance), AdamW under
+//! a warm-up + cosine schedule, global gradient clipping, and an optional EMA.
 //!
 //! Every random choice of step `s` (batch, dropout, timesteps, forward noise) comes from a
 //! generator seeded by `(seed, s)`, and a checkpoint holds the weights, the AdamW moments, the
@@ -14,10 +15,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
-use clip_text::ClipTokenizer;
 use discrete_diffusion::{
-    LossConfig, MaskAndReplace, SeededNoise, TimestepSampler, TimestepSampling, Timesteps,
-    Transition, training_loss,
+    LossConfig, MaskAndReplace, SeededNoise, TimestepSampler, TimestepSampling, Transition,
+    training_loss,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::Rank;
 use crate::error::io;
 use crate::{
-    Ema, Error, GroupedAdamW, JointModel, LrSchedule, ParamGroup, ParamsAdamW, Result,
-    clip_grad_norm,
+    Ema, Error, GroupedAdamW, LrSchedule, ParamGroup, ParamsAdamW, Result, TextConditionedModel,
+    TokenDataset, TrainableDenoiser, clip_grad_norm,
 };
 
 /// Every hyper-parameter of a denoiser run (serialised with the run).
@@ -48,7 +48,8 @@ pub struct DenoiserTrainingConfig {
     pub weight_decay: f64,
     /// Global gradient-norm limit.
     pub grad_clip: Option<f64>,
-    /// Probability of replacing a caption by the null condition (needs a learned null).
+    /// Probability of replacing an example's condition (caption or class label) by the null
+    /// condition (needs a learned null).
     pub caption_dropout: f64,
     /// Keep the text encoder fixed.
     pub freeze_text_encoder: bool,
@@ -107,14 +108,6 @@ impl DenoiserTrainingConfig {
     }
 }
 
-/// Token grids and their captions.
-pub struct TokenData {
-    /// `(M, N)` u32 token grids.
-    pub tokens: Tensor,
-    /// One caption per grid.
-    pub captions: Vec<String>,
-}
-
 /// What one step did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepLog {
@@ -143,42 +136,38 @@ struct TrainerState {
     config: DenoiserTrainingConfig,
 }
 
-/// A denoiser training run.
-pub struct DenoiserTrainer {
-    model: JointModel,
+/// A denoiser training run (text-to-image by default; any [`TrainableDenoiser`]).
+pub struct DenoiserTrainer<M: TrainableDenoiser = TextConditionedModel> {
+    model: M,
     chain: MaskAndReplace,
-    tokenizer: ClipTokenizer,
     config: DenoiserTrainingConfig,
     optimiser: GroupedAdamW,
     ema: Option<Ema>,
     sampler: TimestepSampler,
     step: u64,
     rank: Rank,
-    captions: Option<CaptionSource>,
     step_seed: fn(u64, u64) -> u64,
 }
-
-/// A caption for example `i` of a step's batch, drawn with the step's generator (e.g. a
-/// different phrasing of the same scene each time it is seen).
-pub type CaptionSource = Box<dyn Fn(usize, &mut ChaCha12Rng) -> String + Send + Sync>;
 
 /// The default seed of step `step`'s generator in a run seeded `seed`.
 pub fn default_step_seed(seed: u64, step: u64) -> u64 {
     seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-impl DenoiserTrainer {
+impl<M: TrainableDenoiser> DenoiserTrainer<M> {
     /// A run from step 0.
-    pub fn new(
-        model: JointModel,
-        chain: MaskAndReplace,
-        tokenizer: ClipTokenizer,
-        config: DenoiserTrainingConfig,
-    ) -> Result<Self> {
+    pub fn new(model: M, chain: MaskAndReplace, config: DenoiserTrainingConfig) -> Result<Self> {
         config.validate()?;
-        if config.caption_dropout > 0.0 && model.null.is_none() {
+        if config.caption_dropout > 0.0 && !model.has_learned_null() {
+            return Err(Error::InvalidSetting(format!(
+                "caption_dropout {} needs a model with a learned null condition (this one has \
+                 none: set it to 0)",
+                config.caption_dropout
+            )));
+        }
+        if config.freeze_text_encoder && !model.has_text_encoder() {
             return Err(Error::InvalidSetting(
-                "caption_dropout > 0 needs a model with a learned null embedding".into(),
+                "freeze_text_encoder: this model has no text encoder".into(),
             ));
         }
         let optimiser = GroupedAdamW::new(
@@ -192,20 +181,18 @@ impl DenoiserTrainer {
         )?;
         let ema = config
             .ema_decay
-            .map(|d| Ema::new(&model.varmap, d))
+            .map(|d| Ema::new(model.varmap(), d))
             .transpose()?;
         let sampler = TimestepSampler::new(config.timesteps, chain.num_timesteps());
         Ok(Self {
             model,
             chain,
-            tokenizer,
             config,
             optimiser,
             ema,
             sampler,
             step: 0,
             rank: Rank::default(),
-            captions: None,
             step_seed: default_step_seed,
         })
     }
@@ -224,19 +211,6 @@ impl DenoiserTrainer {
             },
         )?;
         Ok(self)
-    }
-
-    /// Draws each example's caption from `source` (called with the example's index and the
-    /// step's generator, right after the batch is drawn) instead of using
-    /// [`TokenData::captions`].
-    pub fn with_caption_source(mut self, source: CaptionSource) -> Self {
-        self.set_caption_source(source);
-        self
-    }
-
-    /// [`DenoiserTrainer::with_caption_source`] on a trainer in use.
-    pub fn set_caption_source(&mut self, source: CaptionSource) {
-        self.captions = Some(source);
     }
 
     /// Seeds step `s`'s generator with `f(seed, s)` (default [`default_step_seed`]).
@@ -265,7 +239,7 @@ impl DenoiserTrainer {
     }
 
     /// The model.
-    pub fn model(&self) -> &JointModel {
+    pub fn model(&self) -> &M {
         &self.model
     }
 
@@ -290,12 +264,15 @@ impl DenoiserTrainer {
     }
 
     /// One optimisation step on a batch drawn from `data`.
-    pub fn train_step(&mut self, data: &TokenData) -> Result<StepLog> {
-        let m = data.captions.len();
-        if m == 0 || data.tokens.dim(0)? != m {
+    pub fn train_step<D>(&mut self, data: &D) -> Result<StepLog>
+    where
+        D: TokenDataset<Condition = M::Condition>,
+    {
+        let m = data.len();
+        let grids = data.tokens().dim(0)?;
+        if m == 0 || grids != m {
             return Err(Error::InvalidSetting(format!(
-                "{} token grids for {m} captions",
-                data.tokens.dim(0)?
+                "{grids} token grids for {m} conditions"
             )));
         }
         let c = &self.config;
@@ -306,7 +283,7 @@ impl DenoiserTrainer {
         };
         let mut rng = ChaCha12Rng::seed_from_u64((self.step_seed)(seed, self.step));
         let b = c.batch_size;
-        let device = data.tokens.device().clone();
+        let device = data.tokens().device().clone();
         let shard: Vec<usize> = self.rank.shard(m).collect();
         if shard.is_empty() {
             return Err(Error::InvalidSetting(format!(
@@ -318,14 +295,11 @@ impl DenoiserTrainer {
             .map(|_| shard[rng.random_range(0..shard.len())] as u32)
             .collect();
         let x0 = data
-            .tokens
+            .tokens()
             .index_select(&Tensor::from_vec(idx.clone(), b, &device)?, 0)?;
-        let captions: Vec<String> = idx
+        let conditions: Vec<M::Condition> = idx
             .iter()
-            .map(|&i| match &self.captions {
-                Some(source) => source(i as usize, &mut rng),
-                None => data.captions[i as usize].clone(),
-            })
+            .map(|&i| data.condition(i as usize, &mut rng))
             .collect();
         let keep: Vec<bool> = (0..b)
             .map(|_| rng.random::<f64>() >= c.caption_dropout)
@@ -333,19 +307,9 @@ impl DenoiserTrainer {
         let (ts, pt) = self.sampler.sample(b, &mut rng);
         let mut noise = SeededNoise::new(rng.random());
         let x_t = self.chain.q_sample(&x0, ts.clone(), &mut noise)?;
-        let ids = self
-            .tokenizer
-            .encode_batch(&captions)
-            .and_then(|batch| batch.to_tensor(&device))
-            .map_err(|e| Error::InvalidSetting(format!("tokenizer: {e}")))?;
-        let states = self.model.condition(&ids, &keep)?;
-        let transformer = &self.model.transformer;
-        let log_p = transformer
-            .uncached_context(&states)
-            .and_then(|context| {
-                transformer.forward_t(&x_t, Timesteps::PerSample(ts.clone()), Some(&context), true)
-            })
-            .map_err(|e| Error::InvalidSetting(format!("transformer: {e}")))?;
+        let log_p = self
+            .model
+            .training_log_p_x0(&x_t, &ts, &conditions, &keep)?;
         let loss = training_loss(&self.chain, &log_p, &x0, &x_t, &ts, &pt, &c.loss)?;
         let value = loss.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         let lr = self.schedule().rate(self.step, 0);
@@ -365,7 +329,7 @@ impl DenoiserTrainer {
                 self.optimiser.step(&grads, lr)?;
                 self.sampler.update(&ts, &loss.vlb_per_sample)?;
                 if let Some(ema) = &mut self.ema {
-                    ema.update(&self.model.varmap)?;
+                    ema.update(self.model.varmap())?;
                 }
             }
         }
@@ -388,7 +352,7 @@ impl DenoiserTrainer {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
         self.model
-            .varmap
+            .varmap()
             .save(tmp.join("model.safetensors"))
             .map_err(|e| Error::Data {
                 path: tmp.join("model.safetensors"),
@@ -447,7 +411,8 @@ impl DenoiserTrainer {
             });
         }
         let weights = dir.join("model.safetensors");
-        self.model.varmap.load(&weights).map_err(|e| Error::Data {
+        // A VarMap shares its variables with its clones: loading into one sets the model's.
+        self.model.varmap().clone().load(&weights).map_err(|e| Error::Data {
             path: weights.clone(),
             reason: e.to_string(),
         })?;

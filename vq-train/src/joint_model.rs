@@ -85,41 +85,8 @@ impl JointModel {
         }
         let vars = model.named_vars();
         for (prefix, path) in parts {
-            let file = vq_nn::WeightFile::open(path).map_err(|e| Error::Data {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
             let lead = format!("{prefix}.");
-            let mine: Vec<&(String, Var)> =
-                vars.iter().filter(|(n, _)| n.starts_with(&lead)).collect();
-            for (name, var) in &mine {
-                let key = &name[lead.len()..];
-                let t = file.tensor(key, device).map_err(|e| Error::Data {
-                    path: path.to_path_buf(),
-                    reason: format!("{key}: {e}"),
-                })?;
-                if t.dims() != var.dims() {
-                    return Err(Error::Data {
-                        path: path.to_path_buf(),
-                        reason: format!(
-                            "{key} has shape {:?}, the configuration implies {:?}",
-                            t.dims(),
-                            var.dims()
-                        ),
-                    });
-                }
-                model.stored_dtypes.insert(name.clone(), t.dtype());
-                var.set(&t.to_dtype(DType::F32)?)?;
-            }
-            let unused = file.keys().count().saturating_sub(mine.len());
-            if unused > 0 {
-                return Err(Error::Data {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "{unused} tensor(s) the configuration does not describe (strict loading)"
-                    ),
-                });
-            }
+            load_strict(&vars, &lead, path, device, &mut model.stored_dtypes)?;
         }
         Ok(model)
     }
@@ -173,10 +140,7 @@ impl JointModel {
 
     /// The variables as (name, var), sorted by name.
     pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let data = self.varmap.data().lock().expect("varmap lock");
-        let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        sorted_vars(&self.varmap)
     }
 
     /// The trainable variables: all, or all but the text encoder's.
@@ -235,6 +199,61 @@ impl JointModel {
         }
         Ok(())
     }
+}
+
+/// Sets every variable of `vars` named `lead` + key from tensor `key` of the weight file
+/// `path` (safetensors or PyTorch `.bin`), recording its stored dtype in `stored`: each must be
+/// there with the variable's shape, and every tensor of the file must be used (strict both
+/// ways).
+pub(crate) fn load_strict(
+    vars: &[(String, Var)],
+    lead: &str,
+    path: &Path,
+    device: &Device,
+    stored: &mut HashMap<String, DType>,
+) -> Result<()> {
+    let file = vq_nn::WeightFile::open(path).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mine: Vec<&(String, Var)> = vars.iter().filter(|(n, _)| n.starts_with(lead)).collect();
+    for (name, var) in &mine {
+        let key = &name[lead.len()..];
+        let t = file.tensor(key, device).map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            reason: format!("{key}: {e}"),
+        })?;
+        if t.dims() != var.dims() {
+            return Err(Error::Data {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "{key} has shape {:?}, the configuration implies {:?}",
+                    t.dims(),
+                    var.dims()
+                ),
+            });
+        }
+        stored.insert(name.clone(), t.dtype());
+        var.set(&t.to_dtype(DType::F32)?)?;
+    }
+    let unused = file.keys().count().saturating_sub(mine.len());
+    if unused > 0 {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{unused} tensor(s) the configuration does not describe (strict loading)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The variables of `varmap` as (name, var), sorted by name.
+pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 fn text_error(e: clip_text::Error) -> Error {

@@ -10,9 +10,15 @@
 //! * [`ImageFolder`]: captioned images as `metadata.jsonl` (Hugging Face ImageFolder) or
 //!   same-name `.txt` files, with a stable validation split and [`fit_image`];
 //! * [`Rank`]: data-parallel sharding and per-rank seeds from `RANK` / `WORLD_SIZE`;
-//! * [`JointModel`] (text encoder + denoiser + learned null on one `VarMap`, fresh or from an
-//!   existing model's weights) and [`DenoiserTrainer`] (the VQ-Diffusion objective, caption
-//!   dropout, importance-sampled timesteps, exact resume from a checkpoint folder).
+//! * [`DenoiserTrainer`] (the VQ-Diffusion objective, condition dropout, importance-sampled
+//!   timesteps, exact resume from a checkpoint folder), generic over the model
+//!   ([`TrainableDenoiser`]) and the data ([`TokenDataset`]):
+//!   * text-to-image: [`TextConditionedModel`] — a [`JointModel`] (text encoder + denoiser +
+//!     learned null on one `VarMap`, fresh or from an existing model's weights) and its
+//!     tokenizer — on [`TokenData`] (token grids + captions);
+//!   * class-conditional or unconditional: [`Condition2ImageModel`] (the original's
+//!     `Condition2ImageTransformer` / `UnCondition2ImageTransformer`) on [`ClassTokenData`]
+//!     or [`UnconditionalTokenData`], exported by [`export_class_pipeline`].
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -45,6 +51,7 @@ pub struct ReadmeDoctests;
 mod atomic_file;
 #[cfg(feature = "charts")]
 mod chart;
+mod condition2image_model;
 mod denoiser_trainer;
 mod ema;
 mod error;
@@ -58,13 +65,14 @@ mod pipeline_export;
 mod seeded_init;
 mod sharding;
 mod token_cache;
+mod token_dataset;
+mod trainable_denoiser;
 
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
 #[cfg(feature = "charts")]
 pub use chart::{LineChart, Series, register_font};
-pub use denoiser_trainer::{
-    CaptionSource, DenoiserTrainer, DenoiserTrainingConfig, StepLog, TokenData, default_step_seed,
-};
+pub use condition2image_model::{Condition2ImageModel, original_init_rule};
+pub use denoiser_trainer::{DenoiserTrainer, DenoiserTrainingConfig, StepLog, default_step_seed};
 pub use ema::Ema;
 pub use error::{Error, Result};
 pub use grad_clip::clip_grad_norm;
@@ -73,10 +81,14 @@ pub use joint_model::{JointModel, NULL_KEY, TEXT_PREFIX, TRANSFORMER_PREFIX, con
 pub use lr_schedule::LrSchedule;
 pub use optimiser_file::AdamWFile;
 pub use param_groups::{GroupedAdamW, ParamGroup, Selector};
-pub use pipeline_export::{PipelineExport, TOKENIZER_FILES, export_pipeline};
+pub use pipeline_export::{
+    PipelineExport, TOKENIZER_FILES, export_class_pipeline, export_pipeline,
+};
 pub use seeded_init::{InitRule, pytorch_default_rule, seeded_init, write_fresh_transformer};
 pub use sharding::Rank;
 pub use token_cache::{TokenCache, files_key};
+pub use token_dataset::{ClassTokenData, TokenData, TokenDataset, UnconditionalTokenData};
+pub use trainable_denoiser::{TextConditionedModel, TrainableDenoiser};
 pub use vq_codebook::{TrainConfig as VqVaeTrainConfig, Trainer as VqVaeTrainer};
 pub use vq_nn::{AdamW, ParamsAdamW};
 

@@ -4,6 +4,12 @@
 //! `learned_classifier_free_sampling_embeddings/` — which this project's pipeline and diffusers
 //! load as is. For a model trained from scratch; a fine-tuned one can instead copy its base
 //! folder and replace the weights ([`JointModel::save_weights`]).
+//!
+//! [`export_class_pipeline`]: a trained [`Condition2ImageModel`] as this project's
+//! class-conditional (or unconditional) model folder — `model_index.json`
+//! (`VQDiffusionClassPipeline`), `scheduler/`, `transformer/`, `vqvae/` and, for a class model,
+//! `class_names.json` — which `vq_pipeline::ClassConditionalPipeline` (`vqd generate --class`)
+//! loads.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +22,9 @@ use vq_nn::{pipeline_model_index, with_diffusers_class};
 use vq_transformer::Transformer2DConfig;
 
 use crate::error::io;
-use crate::{JointModel, NULL_KEY, Result, TEXT_PREFIX, TRANSFORMER_PREFIX};
+use crate::{
+    Condition2ImageModel, Error, JointModel, NULL_KEY, Result, TEXT_PREFIX, TRANSFORMER_PREFIX,
+};
 
 /// The slow-tokenizer files copied into `tokenizer/`.
 pub const TOKENIZER_FILES: [&str; 4] = [
@@ -47,6 +55,52 @@ pub struct PipelineExport<'a> {
 fn copy(from: &Path, to: &Path) -> Result<()> {
     let bytes = std::fs::read(from).map_err(io(from))?;
     crate::write_atomic(to, &bytes)
+}
+
+/// Copies a diffusers `VQModel` folder's config and weights into `out/vqvae/`.
+fn copy_vqvae(vqvae_dir: &Path, out: &Path) -> Result<()> {
+    for file in ["config.json", "diffusion_pytorch_model.safetensors"] {
+        copy(&vqvae_dir.join(file), &out.join("vqvae").join(file))?;
+    }
+    Ok(())
+}
+
+/// Writes the class-conditional or unconditional model folder `out` for `model`: the chain's
+/// `schedule` (`num_vec_classes` set), the VQ-VAE of `vqvae_dir` (a diffusers `VQModel`
+/// folder) and, for a class model, its `class_names` in label order (one per label, or none).
+pub fn export_class_pipeline(
+    model: &Condition2ImageModel,
+    schedule: &VqDiffusionSchedule,
+    vqvae_dir: &Path,
+    class_names: &[String],
+    out: &Path,
+) -> Result<()> {
+    let config = model.config();
+    if !class_names.is_empty() && class_names.len() != config.num_labels {
+        return Err(Error::InvalidSetting(format!(
+            "{} class names for a model of {} classes",
+            class_names.len(),
+            config.num_labels
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    crate::write_json_atomic(
+        &out.join("model_index.json"),
+        &vq_nn::class_pipeline_model_index(config.class_name()),
+    )?;
+    crate::write_json_atomic(
+        &out.join("scheduler/scheduler_config.json"),
+        &with_diffusers_class(schedule, "VQDiffusionScheduler"),
+    )?;
+    model.save_weights(out)?;
+    copy_vqvae(vqvae_dir, out)?;
+    let names = out.join(vq_nn::CLASS_NAMES_FILE);
+    if class_names.is_empty() {
+        let _ = std::fs::remove_file(&names);
+        Ok(())
+    } else {
+        crate::write_json_atomic(&names, &class_names)
+    }
 }
 
 /// Writes the pipeline folder `out` for `model`.
@@ -92,9 +146,7 @@ pub fn export_pipeline(model: &JointModel, spec: &PipelineExport<'_>, out: &Path
         &out.join("transformer/diffusion_pytorch_model.safetensors"),
         &model.part_as(TRANSFORMER_PREFIX, DType::F32)?,
     )?;
-    for file in ["config.json", "diffusion_pytorch_model.safetensors"] {
-        copy(&spec.vqvae_dir.join(file), &out.join("vqvae").join(file))?;
-    }
+    copy_vqvae(spec.vqvae_dir, out)?;
 
     let null_dir = out.join("learned_classifier_free_sampling_embeddings");
     let (config, embeddings) = match model.part_as("null", DType::F32)?.remove(

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use clip_text::{ClipTextConfig, ClipTokenizer};
 use discrete_diffusion::{MaskAndReplace, TimestepSampling, VqDiffusionSchedule};
-use vq_train::{DenoiserTrainer, DenoiserTrainingConfig, JointModel, Rank, TokenData};
+use vq_train::{
+    DenoiserTrainer, DenoiserTrainingConfig, JointModel, Rank, TextConditionedModel, TokenData,
+};
 use vq_transformer::Transformer2DConfig;
 
 fn model_dir() -> PathBuf {
@@ -39,7 +41,7 @@ fn trainer(config: DenoiserTrainingConfig) -> DenoiserTrainer {
         VqDiffusionSchedule::from_file(dir.join("scheduler/scheduler_config.json")).unwrap();
     let chain = MaskAndReplace::from_scheduler_config(&schedule).unwrap();
     let tokenizer = ClipTokenizer::from_pretrained(&dir.join("tokenizer")).unwrap();
-    DenoiserTrainer::new(model(), chain, tokenizer, config).unwrap()
+    DenoiserTrainer::new(TextConditionedModel::new(model(), tokenizer), chain, config).unwrap()
 }
 
 fn data() -> TokenData {
@@ -65,7 +67,7 @@ fn config() -> DenoiserTrainingConfig {
 }
 
 fn flat(trainer: &DenoiserTrainer, name: &str) -> Vec<f32> {
-    trainer.model().varmap.data().lock().unwrap()[name]
+    trainer.model().joint.varmap.data().lock().unwrap()[name]
         .as_tensor()
         .flatten_all()
         .unwrap()
@@ -136,7 +138,7 @@ fn exported_parts_hold_the_trained_weights_under_their_keys() {
         ..config()
     });
     t.train_step(&data()).unwrap();
-    t.model().save_weights(dir.path()).unwrap();
+    t.model().joint.save_weights(dir.path()).unwrap();
     let exported = candle_core::safetensors::load(
         dir.path()
             .join("transformer/diffusion_pytorch_model.safetensors"),

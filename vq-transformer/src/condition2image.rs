@@ -13,7 +13,9 @@
 //!
 //! Block: `x += attn(ln1(x, t))`, `x += conv_mlp(ln2(x, label))` — no cross-attention; the
 //! label enters only through the second AdaLN, whose table row for a label past the table is
-//! the mean of all rows (the original's "no class" for a 1000-row table). The head is the text
+//! the mean of all rows (the original's "no class" for a 1000-row table). The unconditional
+//! sibling (`UnCondition2ImageTransformer`, `num_labels = 0`) has a plain affine LayerNorm
+//! there (`blocks.{i}.ln2.{weight,bias}`) and takes only label `0` ("no class"). The head is the text
 //! model's: log-softmax over the `K` classes in f64. Positions: token `n` of the row-major
 //! grid gets entry `n` of the flattened `H × W` position sum, also when the grid is smaller
 //! than the tables (ImageNet: 16×16 tokens, 32-row tables).
@@ -31,12 +33,21 @@ use crate::conv_mlp::ConvMlp;
 use crate::image_positional_embeddings::ImagePositionalEmbeddings;
 use crate::output_head::OutputHead;
 use crate::{Error, Result};
+use vq_nn::LayerNorm;
+
+/// The norm in front of a block's feed-forward: the class AdaLN, or a plain LayerNorm in an
+/// unconditional model.
+#[derive(Debug, Clone)]
+enum ClassNorm {
+    Class(AdaLayerNorm),
+    Plain(LayerNorm),
+}
 
 #[derive(Debug, Clone)]
 struct ClassBlock {
     ln1: AdaLayerNorm,
     attn: Attention,
-    ln2: AdaLayerNorm,
+    ln2: ClassNorm,
     mlp: ConvMlp,
 }
 
@@ -66,12 +77,16 @@ impl Condition2ImageTransformer {
                         config.norm_eps,
                     )?,
                     attn: Attention::original(vb.pp("attn"), d, config.num_attention_heads)?,
-                    ln2: AdaLayerNorm::new(
-                        vb.pp("ln2"),
-                        d,
-                        config.class_table_rows,
-                        config.norm_eps,
-                    )?,
+                    ln2: if config.is_unconditional() {
+                        ClassNorm::Plain(LayerNorm::new(vb.pp("ln2"), d, config.norm_eps, true)?)
+                    } else {
+                        ClassNorm::Class(AdaLayerNorm::new(
+                            vb.pp("ln2"),
+                            d,
+                            config.class_table_rows,
+                            config.norm_eps,
+                        )?)
+                    },
                     mlp: ConvMlp::new(
                         vb.pp("mlp"),
                         d,
@@ -126,6 +141,18 @@ impl Condition2ImageTransformer {
         t: impl Into<Timesteps>,
         labels: &[usize],
     ) -> Result<Tensor> {
+        self.forward_t(x_t, t, labels, false)
+    }
+
+    /// [`Condition2ImageTransformer::forward`] in training mode when `train` (differentiable
+    /// kernels only; the model has no dropout), as the training loss needs.
+    pub fn forward_t(
+        &self,
+        x_t: &Tensor,
+        t: impl Into<Timesteps>,
+        labels: &[usize],
+        train: bool,
+    ) -> Result<Tensor> {
         let (b, n) = x_t.dims2().map_err(|_| Error::Shape {
             what: "x_t",
             expected: "(batch, tokens) token ids".into(),
@@ -145,22 +172,31 @@ impl Condition2ImageTransformer {
             )));
         }
         if let Some(&bad) = labels.iter().find(|&&l| l > self.config.num_labels) {
-            return Err(Error::Condition(format!(
-                "class label {bad} is out of range (0..{} are classes, {} is \"no class\")",
-                self.config.num_labels, self.config.num_labels
-            )));
+            return Err(Error::Condition(if self.config.is_unconditional() {
+                format!("class label {bad} for an unconditional model (its only label is 0)")
+            } else {
+                format!(
+                    "class label {bad} is out of range (0..{} are classes, {} is \"no class\")",
+                    self.config.num_labels, self.config.num_labels
+                )
+            }));
         }
         let t = t.into();
         let mut x = self.content_emb.forward(x_t, DType::F32)?;
         let dtype = x.dtype();
         for block in &self.blocks {
-            let h = block.ln1.forward(&x, &t, false)?;
-            x = (&x + block.attn.forward(&h, None, false)?)?;
-            let m = block.ln2.modulation_for_rows(labels, dtype)?;
-            let h = block.ln2.forward_modulated(&x, &m, dtype, false)?;
-            x = (&x + block.mlp.forward(&h)?)?;
+            let h = block.ln1.forward(&x, &t, train)?;
+            x = (&x + block.attn.forward(&h, None, train)?)?;
+            let h = match &block.ln2 {
+                ClassNorm::Class(ln2) => {
+                    let m = ln2.modulation_for_rows(labels, dtype)?;
+                    ln2.forward_modulated(&x, &m, dtype, train)?
+                }
+                ClassNorm::Plain(ln2) => vq_nn::cast(&ln2.forward_t(&x, train)?, dtype)?,
+            };
+            x = (&x + block.mlp.forward_t(&h, train)?)?;
         }
-        self.to_logits.forward(&x, false)
+        self.to_logits.forward(&x, train)
     }
 }
 
@@ -175,6 +211,19 @@ pub struct ClassCondition {
 }
 
 impl Condition2ImageTransformer {
+    /// Guidance needs a condition to contrast with "no class".
+    fn check_guidance(&self, c: &ClassCondition) -> discrete_diffusion::Result<()> {
+        if self.config.is_unconditional() {
+            return Err(Error::Condition(format!(
+                "guidance scale {} on an unconditional model: it has no condition to guide by \
+                 (use scale 1)",
+                c.scale
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     fn halves(&self, x_t: &Tensor, t: usize, c: &ClassCondition) -> Result<(Tensor, Tensor)> {
         let b = c.labels.len();
         let mut labels = vec![self.config.null_label(); b];
@@ -194,6 +243,7 @@ impl Denoiser<ClassCondition> for Condition2ImageTransformer {
         if c.scale == 1.0 {
             return Ok(self.forward(x_t, t, &c.labels)?);
         }
+        self.check_guidance(c)?;
         let (u, cond) = self.halves(x_t, t, c)?;
         classifier_free_guidance(&u, &cond, c.scale)
     }
@@ -207,6 +257,7 @@ impl Denoiser<ClassCondition> for Condition2ImageTransformer {
         if c.scale == 1.0 {
             return Ok(Prediction::LogProbs(self.forward(x_t, t, &c.labels)?));
         }
+        self.check_guidance(c)?;
         let (unconditional, conditional) = self.halves(x_t, t, c)?;
         Ok(Prediction::Guided {
             unconditional,

@@ -1,8 +1,10 @@
 //! [`Condition2ImageConfig`]: the hyper-parameters of the original VQ-Diffusion's
 //! class-conditional denoiser (`Condition2ImageTransformer` of microsoft/VQ-Diffusion, the
-//! ImageNet models; Gu et al. 2022 §4.3) as this crate stores them in `transformer/config.json`
-//! (`"_class_name": "Condition2ImageTransformer"`; diffusers has no such model). Unknown fields
-//! other than `_`-prefixed bookkeeping are refused.
+//! ImageNet models; Gu et al. 2022 §4.3) and of its unconditional sibling
+//! (`UnCondition2ImageTransformer`, the same blocks with a plain LayerNorm where the class
+//! enters: `num_labels = 0`), as this crate stores them in `transformer/config.json`
+//! (`"_class_name"` one of those two names; diffusers has neither). Unknown fields other than
+//! `_`-prefixed bookkeeping are refused.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,9 +27,10 @@ pub struct Condition2ImageConfig {
     /// Rows of the timestep AdaLN tables (`T`, 100).
     pub num_embeds_ada_norm: usize,
     /// Class labels the model knows (ImageNet: 1000); the label equal to it is "no class".
+    /// `0`: an unconditional model (`UnCondition2ImageTransformer`), whose only label is `0`.
     pub num_labels: usize,
     /// Rows of each block's class AdaLN table: `num_labels` (the null class is the mean row)
-    /// or `num_labels + 1` (a learned null row).
+    /// or `num_labels + 1` (a learned null row); `0` for an unconditional model.
     pub class_table_rows: usize,
     /// Rows of the height and width position tables (ImageNet: 32 × 32, although its token
     /// grid is 16 × 16: the first `N` positions of the flattened table are used).
@@ -74,10 +77,12 @@ impl Condition2ImageConfig {
             ));
         }
         if let Some(class) = self.unknown.get("_class_name").and_then(|v| v.as_str())
-            && class != "Condition2ImageTransformer"
+            && class != self.class_name()
         {
             return fail(format!(
-                "_class_name is {class:?}, expected \"Condition2ImageTransformer\""
+                "_class_name is {class:?} but num_labels {} makes this a {:?}",
+                self.num_labels,
+                self.class_name()
             ));
         }
         if self.num_layers == 0 || self.width == 0 || self.num_attention_heads == 0 {
@@ -89,12 +94,18 @@ impl Condition2ImageConfig {
                 self.width, self.num_attention_heads
             ));
         }
-        if self.num_vector_embeds < 2 || self.num_embeds_ada_norm == 0 || self.num_labels == 0 {
-            return fail(
-                "num_vector_embeds ≥ 2, num_embeds_ada_norm ≥ 1 and num_labels ≥ 1".into(),
-            );
+        if self.num_vector_embeds < 2 || self.num_embeds_ada_norm == 0 {
+            return fail("num_vector_embeds ≥ 2 and num_embeds_ada_norm ≥ 1".into());
         }
-        if self.class_table_rows != self.num_labels && self.class_table_rows != self.num_labels + 1
+        if self.is_unconditional() {
+            if self.class_table_rows != 0 {
+                return fail(format!(
+                    "class_table_rows {} for an unconditional model (num_labels 0): must be 0",
+                    self.class_table_rows
+                ));
+            }
+        } else if self.class_table_rows != self.num_labels
+            && self.class_table_rows != self.num_labels + 1
         {
             return fail(format!(
                 "class_table_rows {} must be num_labels {} (mean-row null class) or one more \
@@ -130,5 +141,73 @@ impl Condition2ImageConfig {
     /// Whether the null class has a learned row (else it is the mean row).
     pub fn has_learned_null(&self) -> bool {
         self.class_table_rows > self.num_labels
+    }
+
+    /// Whether the model is unconditional (`num_labels = 0`: no class AdaLN).
+    pub fn is_unconditional(&self) -> bool {
+        self.num_labels == 0
+    }
+
+    /// The original's class name of this model: `"Condition2ImageTransformer"`, or
+    /// `"UnCondition2ImageTransformer"` for an unconditional one (the config's `_class_name`).
+    pub fn class_name(&self) -> &'static str {
+        if self.is_unconditional() {
+            UNCONDITIONAL_CLASS_NAME
+        } else {
+            CLASS_CONDITIONAL_CLASS_NAME
+        }
+    }
+}
+
+/// `_class_name` of a class-conditional [`crate::Condition2ImageTransformer`] config.
+pub const CLASS_CONDITIONAL_CLASS_NAME: &str = "Condition2ImageTransformer";
+/// `_class_name` of an unconditional one.
+pub const UNCONDITIONAL_CLASS_NAME: &str = "UnCondition2ImageTransformer";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(num_labels: usize, rows: usize) -> Condition2ImageConfig {
+        Condition2ImageConfig {
+            num_layers: 1,
+            width: 8,
+            num_attention_heads: 2,
+            num_vector_embeds: 5,
+            num_embeds_ada_norm: 10,
+            num_labels,
+            class_table_rows: rows,
+            position_table: [2, 2],
+            sample_size: 2,
+            mlp_hidden_times: 4,
+            norm_eps: 1e-5,
+            unknown: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn an_unconditional_config_has_no_class_table_and_its_own_name() {
+        let c = config(0, 0);
+        c.validate().unwrap();
+        assert!(c.is_unconditional());
+        assert_eq!(c.class_name(), "UnCondition2ImageTransformer");
+        assert_eq!(c.null_label(), 0);
+        let e = config(0, 3).validate().unwrap_err().to_string();
+        assert!(e.contains("class_table_rows 3"), "{e}");
+        let mut named = config(0, 0);
+        named.unknown.insert(
+            "_class_name".into(),
+            serde_json::json!("Condition2ImageTransformer"),
+        );
+        let e = named.validate().unwrap_err().to_string();
+        assert!(e.contains("UnCondition2ImageTransformer"), "{e}");
+        let mut named = config(4, 5);
+        named.unknown.insert(
+            "_class_name".into(),
+            serde_json::json!("UnCondition2ImageTransformer"),
+        );
+        assert!(named.validate().is_err());
+        config(4, 5).validate().unwrap();
+        assert!(config(4, 6).validate().is_err());
     }
 }

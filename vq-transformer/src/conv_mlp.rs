@@ -29,12 +29,17 @@ impl ConvMlp {
 
     /// `x` `(B, N, D)` → `(B, N, D)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_t(x, false)
+    }
+
+    /// [`ConvMlp::forward`], with differentiable kernels only when `train`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (b, n, d) = x.dims3()?;
         let image = x
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, d, self.side, self.side))?;
-        let h = approx_gelu(&self.conv1.forward(&image)?, false)?;
+        let h = approx_gelu(&self.conv1.forward(&image)?, train)?;
         let out = self.conv2.forward(&h)?;
         Ok(out.reshape((b, d, n))?.transpose(1, 2)?.contiguous()?)
     }

@@ -44,7 +44,9 @@ pub use ada_layer_norm::AdaLayerNorm;
 pub use attention::{Attention, KeyValue};
 pub use basic_transformer_block::{BasicTransformerBlock, BlockModulation, BlockNorm, CrossInput};
 pub use condition2image::{ClassCondition, Condition2ImageTransformer};
-pub use condition2image_config::Condition2ImageConfig;
+pub use condition2image_config::{
+    CLASS_CONDITIONAL_CLASS_NAME, Condition2ImageConfig, UNCONDITIONAL_CLASS_NAME,
+};
 pub use config::{Activation, NormType, Transformer2DConfig};
 pub use conv_mlp::ConvMlp;
 pub use denoiser::Guided;

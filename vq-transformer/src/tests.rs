@@ -234,22 +234,8 @@ fn guidance_runs_both_halves_in_one_batch() {
     );
 }
 
-#[test]
-fn every_parameter_receives_a_gradient() {
-    let (varmap, model) = tiny_model(0.1);
-    let (x, states) = inputs(2);
-    let ctx = model.uncached_context(&states).unwrap();
-    let logp = model.forward_t(&x, vec![0, 3], Some(&ctx), true).unwrap();
-    // Negative log-likelihood of fixed targets.
-    let targets: Vec<u32> = (0..18).map(|i| (i * 3 % 8) as u32).collect();
-    let targets = Tensor::from_vec(targets, (2, 1, 9), &Device::Cpu).unwrap();
-    let loss = logp
-        .gather(&targets, 1)
-        .unwrap()
-        .mean_all()
-        .unwrap()
-        .neg()
-        .unwrap();
+/// Every variable of `varmap` gets a finite, non-zero gradient from `loss`.
+fn assert_every_variable_has_a_gradient(varmap: &VarMap, loss: &Tensor) {
     let grads = loss.backward().unwrap();
     let data = varmap.data().lock().unwrap();
     let mut missing = Vec::new();
@@ -272,6 +258,93 @@ fn every_parameter_receives_a_gradient() {
     }
     missing.sort();
     assert!(missing.is_empty(), "no gradient for {missing:?}");
+}
+
+/// Negative log-likelihood of fixed targets under `logp` `(B, 8, 9)`.
+fn nll(logp: &Tensor) -> Tensor {
+    let b = logp.dim(0).unwrap();
+    let targets: Vec<u32> = (0..b * 9).map(|i| (i * 3 % 8) as u32).collect();
+    let targets = Tensor::from_vec(targets, (b, 1, 9), &Device::Cpu).unwrap();
+    logp.gather(&targets, 1)
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .neg()
+        .unwrap()
+}
+
+/// A tiny class-conditional (`labels > 0`) or unconditional (`labels = 0`) model: 8 codes
+/// (+ mask), a 3×3 grid, 5 timesteps.
+fn tiny_class_model(labels: usize, learned_null: bool) -> (VarMap, Condition2ImageTransformer) {
+    let config = Condition2ImageConfig {
+        num_layers: 2,
+        width: 8,
+        num_attention_heads: 2,
+        num_vector_embeds: 9,
+        num_embeds_ada_norm: 5,
+        num_labels: labels,
+        class_table_rows: labels + usize::from(learned_null && labels > 0),
+        position_table: [3, 3],
+        sample_size: 3,
+        mlp_hidden_times: 2,
+        norm_eps: 1e-5,
+        unknown: Default::default(),
+    };
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let model = Condition2ImageTransformer::new(vb, &config).unwrap();
+    (varmap, model)
+}
+
+#[test]
+fn class_and_unconditional_models_train_every_parameter() {
+    let (x, _) = inputs(3);
+    for (labels, learned, batch_labels) in [
+        (4, true, vec![0, 3, 4]),
+        (4, false, vec![1, 4, 2]),
+        (0, false, vec![0, 0, 0]),
+    ] {
+        let (varmap, model) = tiny_class_model(labels, learned);
+        let t = discrete_diffusion::Timesteps::PerSample(vec![0, 2, 4]);
+        let train = model.forward_t(&x, t.clone(), &batch_labels, true).unwrap();
+        let infer = model.forward_t(&x, t, &batch_labels, false).unwrap();
+        assert!(max_diff(&train, &infer) < 1e-5, "labels {labels}");
+        if learned || labels == 0 {
+            assert_every_variable_has_a_gradient(&varmap, &nll(&train));
+        }
+    }
+}
+
+#[test]
+fn an_unconditional_model_has_a_plain_second_norm_and_no_guidance() {
+    let (varmap, model) = tiny_class_model(0, false);
+    let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+    assert!(names.iter().any(|n| n == "blocks.0.ln2.weight"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("blocks.0.ln2.emb")));
+    let (x, _) = inputs(2);
+    let e = model.forward(&x, 1, &[0, 1]).unwrap_err().to_string();
+    assert!(e.contains("unconditional model"), "{e}");
+    let guided = ClassCondition {
+        labels: vec![0, 0],
+        scale: 2.0,
+    };
+    let e = model.log_p_x0(&x, 1, &guided).unwrap_err().to_string();
+    assert!(e.contains("no condition to guide by"), "{e}");
+    let plain = ClassCondition {
+        labels: vec![0, 0],
+        scale: 1.0,
+    };
+    assert_eq!(model.log_p_x0(&x, 1, &plain).unwrap().dims(), [2, 8, 9]);
+}
+
+#[test]
+fn every_parameter_receives_a_gradient() {
+    let (varmap, model) = tiny_model(0.1);
+    let (x, states) = inputs(2);
+    let ctx = model.uncached_context(&states).unwrap();
+    let logp = model.forward_t(&x, vec![0, 3], Some(&ctx), true).unwrap();
+    let loss = nll(&logp);
+    assert_every_variable_has_a_gradient(&varmap, &loss);
 }
 
 #[test]

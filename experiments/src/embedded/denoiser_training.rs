@@ -28,7 +28,8 @@ use super::seeded_init::is_context_projection;
 use super::token_cache::TokenizedData;
 use super::training_captions::training_caption;
 use discrete_diffusion::TimestepSampling;
-use vq_train::{DenoiserTrainingConfig, ParamGroup, TokenData};
+use rand_chacha::ChaCha12Rng;
+use vq_train::{DenoiserTrainingConfig, ParamGroup, TextConditionedModel, TokenDataset};
 
 /// Everything besides vq-train's checkpoint that the recipe keeps across sessions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +40,29 @@ pub struct TrainerState {
     pub seconds: f64,
     /// The recipe (a resume must use the same).
     pub config: EmbeddedConfig,
+}
+
+/// The recipe's data: the token grids, with each caption drawn from its scene whenever an
+/// example is drawn (sometimes naming only some attributes).
+struct RecipeData<'a> {
+    data: &'a TokenizedData,
+    partial_caption_rate: f64,
+}
+
+impl TokenDataset for RecipeData<'_> {
+    type Condition = String;
+
+    fn tokens(&self) -> &Tensor {
+        &self.data.tokens
+    }
+
+    fn len(&self) -> usize {
+        self.data.scenes.len()
+    }
+
+    fn condition(&self, index: usize, rng: &mut ChaCha12Rng) -> String {
+        training_caption(&self.data.scenes[index], self.partial_caption_rate, rng)
+    }
 }
 
 /// The joint trainer.
@@ -125,9 +149,11 @@ impl DenoiserTrainer {
             model.load_part(tensors)?;
         }
         let inner = vq_train::DenoiserTrainer::new(
-            model,
+            TextConditionedModel::new(
+                model,
+                ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
+            ),
             config.chain.chain(config.codebook())?,
-            ClipTokenizer::from_pretrained(&repository_tokenizer_dir())?,
             training_config(config),
         )?
         .with_param_groups(&recipe_groups(&config.denoiser))?
@@ -167,7 +193,7 @@ impl DenoiserTrainer {
 
     /// The model.
     pub fn model(&self) -> &JointModel {
-        self.inner.model()
+        &self.inner.model().joint
     }
 
     /// Writes the checkpoint folder and `recipe.json` beside it.
@@ -179,17 +205,11 @@ impl DenoiserTrainer {
         )?)
     }
 
-    /// The recipe's data for vq-train: the token grids, with each caption drawn from its scene
-    /// whenever an example is drawn (the grid's own caption list only sizes the data).
-    fn prepare(&mut self, data: &TokenizedData) -> TokenData {
-        let scenes = data.scenes.clone();
-        let rate = self.config.denoiser.partial_caption_rate;
-        self.inner.set_caption_source(Box::new(move |i, rng| {
-            training_caption(&scenes[i], rate, rng)
-        }));
-        TokenData {
-            tokens: data.tokens.clone(),
-            captions: vec![String::new(); data.scenes.len()],
+    /// The recipe's data for vq-train.
+    fn prepare<'a>(&self, data: &'a TokenizedData) -> RecipeData<'a> {
+        RecipeData {
+            data,
+            partial_caption_rate: self.config.denoiser.partial_caption_rate,
         }
     }
 

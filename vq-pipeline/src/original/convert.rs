@@ -692,7 +692,7 @@ fn write_class_model(
     )?;
     write_json(
         &staging.join("transformer/config.json"),
-        &with_diffusers_class(config, CLASS_TRANSFORMER),
+        &with_diffusers_class(config, config.class_name()),
     )?;
     if config.num_labels == 1000 {
         write_json(
@@ -702,19 +702,11 @@ fn write_class_model(
     }
     write_json(
         &staging.join("model_index.json"),
-        &json!({
-            "_class_name": CLASS_PIPELINE,
-            "scheduler": ["diffusers", "VQDiffusionScheduler"],
-            "transformer": ["vq-transformer", CLASS_TRANSFORMER],
-            "vqvae": ["diffusers", "VQModel"],
-        }),
+        &vq_nn::class_pipeline_model_index(config.class_name()),
     )?;
     Ok(written)
 }
 
-/// `_class_name` of a class-conditional model folder's `model_index.json`.
-pub const CLASS_PIPELINE: &str = "VQDiffusionClassPipeline";
-/// `_class_name` of its transformer.
-pub const CLASS_TRANSFORMER: &str = "Condition2ImageTransformer";
-/// The optional list of class names beside `model_index.json` (label order).
-pub const CLASS_NAMES_FILE: &str = "class_names.json";
+pub use vq_nn::{CLASS_NAMES_FILE, CLASS_PIPELINE};
+/// `_class_name` of a class-conditional model's transformer.
+pub const CLASS_TRANSFORMER: &str = vq_transformer::CLASS_CONDITIONAL_CLASS_NAME;

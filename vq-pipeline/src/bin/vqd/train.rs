@@ -22,7 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{LoadOptions, ModelFiles, VqDiffusionPipeline, contact_sheet, write_atomically};
 use vq_train::{
     BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel, LineChart, Series,
-    TokenData, fit_image, write_json_atomic,
+    TextConditionedModel, TokenData, fit_image, write_json_atomic,
 };
 use vq_transformer::Transformer2DConfig;
 
@@ -567,7 +567,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let schedule = VqDiffusionSchedule::from_file(&files.scheduler_config)?;
     let chain = MaskAndReplace::from_scheduler_config(&schedule)?;
     let tokenizer = ClipTokenizer::from_pretrained(&files.tokenizer_dir)?;
-    let mut trainer = DenoiserTrainer::new(model, chain, tokenizer, config.clone())?;
+    let mut trainer = DenoiserTrainer::new(
+        TextConditionedModel::new(model, tokenizer),
+        chain,
+        config.clone(),
+    )?;
     let checkpoint = out.join("checkpoint");
     let loss_csv = out.join("loss.csv");
     let mut log = String::from("step,loss,vlb_per_token,aux_per_token,grad_norm,lr,skipped\n");
@@ -618,7 +622,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             loss_chart(&log).save(&out, "loss_curve")?;
         }
         if args.sample_every > 0 && s.step % args.sample_every == 0 && !val_prompts.is_empty() {
-            let m = trainer.model();
+            let m = &trainer.model().joint;
             let current = pipeline.with_models(
                 m.text.clone(),
                 m.transformer.clone(),
@@ -639,11 +643,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     copy_model(&root, &exported)?;
     if let Some(ema) = trainer.ema() {
         let averaged = ema.weights();
-        for (name, var) in trainer.model().named_vars() {
+        for (name, var) in trainer.model().joint.named_vars() {
             var.set(&averaged[&name])?;
         }
     }
-    trainer.model().save_weights(&exported)?;
+    trainer.model().joint.save_weights(&exported)?;
     let card = format!(
         "# Fine-tuned VQ-Diffusion model\n\nStarted from `{name}`, trained by `vqd train` for {} steps \
          on {} captioned images of `{}` ({} held out for validation); every setting is in the run \
