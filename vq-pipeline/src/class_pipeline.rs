@@ -151,6 +151,51 @@ impl ClassConditionalPipeline {
         self.config().num_tokens()
     }
 
+    /// The device the model runs on.
+    pub fn device(&self) -> &candle_core::Device {
+        &self.device
+    }
+
+    /// The model's (square) image size in pixels.
+    pub fn image_size(&self) -> u32 {
+        (self.config().sample_size * self.vqvae.config().downsampling_factor()) as u32
+    }
+
+    /// Encodes an image already at [`ClassConditionalPipeline::image_size`] into its `(1, N)`
+    /// tokens.
+    pub fn encode_image(&self, image: &image::RgbImage) -> Result<candle_core::Tensor> {
+        let side = self.image_size();
+        crate::encode_sized_image(&self.vqvae, image, (side, side), &self.device)
+    }
+
+    /// The ELBO of token grids `x0` `(B, N)` with one class label each (the null label for
+    /// an unconditional model), in bits per token (VQ-Diffusion eq. 5 summed over `t`).
+    pub fn elbo(
+        &self,
+        labels: &[usize],
+        x0: &candle_core::Tensor,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<discrete_diffusion::ElboReport> {
+        if labels.len() != x0.dim(0)? {
+            return Err(Error::InvalidOption(format!(
+                "elbo: {} token rows but {} class labels",
+                x0.dim(0)?,
+                labels.len()
+            )));
+        }
+        let condition = ClassCondition {
+            labels: labels.to_vec(),
+            scale: 1.0,
+        };
+        Ok(discrete_diffusion::elbo_bits_per_token(
+            &self.chain,
+            &self.transformer,
+            &condition,
+            x0,
+            noise,
+        )?)
+    }
+
     /// Generates `options.num_images_per_prompt` images for each of `labels`, with the
     /// sampler, truncation, guidance and steps of `options` (its prompts only name the
     /// images).
@@ -230,7 +275,7 @@ impl ClassConditionalPipeline {
 
 /// [`ClassConditionalPipeline::parse_class`] for a model of `labels` classes named `names`
 /// (possibly none).
-fn parse_class_label(text: &str, names: &[String], labels: usize) -> Result<usize> {
+pub fn parse_class_label(text: &str, names: &[String], labels: usize) -> Result<usize> {
     if let Ok(n) = text.trim().parse::<usize>() {
         return if n < labels {
             Ok(n)

@@ -231,6 +231,30 @@ fn gaussian_blur(plane: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
     pass(&pass(plane, true), false)
 }
 
+/// Encodes `image`, which must be `size` (width, height) pixels, with `vqvae` into its `(1, N)`
+/// u32 tokens on `device` (what a token cache for training stores).
+pub fn encode_sized_image(
+    vqvae: &vq_codebook::VqModel,
+    image: &RgbImage,
+    size: (u32, u32),
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let (w, h) = size;
+    if image.dimensions() != (w, h) {
+        return Err(Error::InvalidOption(format!(
+            "the image is {}×{}, the model encodes {w}×{h} (use fit_image)",
+            image.width(),
+            image.height()
+        )));
+    }
+    let pixels = vq_codebook::image_to_tensor(image)
+        .map_err(component("vqvae"))?
+        .unsqueeze(0)?
+        .to_device(device)?;
+    let tokens = vqvae.encode(&pixels).map_err(component("vqvae"))?;
+    Ok(tokens.flatten_from(1)?.to_dtype(DType::U32)?)
+}
+
 impl VqDiffusionPipeline {
     /// The model's image size `(width, height)` in pixels.
     pub fn image_size(&self) -> (u32, u32) {
@@ -241,20 +265,7 @@ impl VqDiffusionPipeline {
 
     /// Encodes an image already at [`VqDiffusionPipeline::image_size`] into its `(1, N)` tokens.
     pub fn encode_image(&self, image: &RgbImage) -> Result<Tensor> {
-        let (w, h) = self.image_size();
-        if image.dimensions() != (w, h) {
-            return Err(Error::InvalidOption(format!(
-                "the image is {}×{}, the model encodes {w}×{h} (use fit_image)",
-                image.width(),
-                image.height()
-            )));
-        }
-        let pixels = vq_codebook::image_to_tensor(image)
-            .map_err(component("vqvae"))?
-            .unsqueeze(0)?
-            .to_device(self.device())?;
-        let tokens = self.vqvae().encode(&pixels).map_err(component("vqvae"))?;
-        Ok(tokens.flatten_from(1)?.to_dtype(DType::U32)?)
+        encode_sized_image(self.vqvae(), image, self.image_size(), self.device())
     }
 
     /// Edits `input.image` as the prompts of `options` say (module docs: fit, encode, map the

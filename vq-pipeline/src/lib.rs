@@ -46,9 +46,11 @@ mod pipeline;
 mod preview;
 mod sampler_settings;
 
-pub use class_pipeline::{ClassConditionalPipeline, is_class_conditional_model};
+pub use class_pipeline::{ClassConditionalPipeline, is_class_conditional_model, parse_class_label};
 pub use discrete_diffusion::Reimpose;
-pub use edit::{EditInput, EditRecord, box_mask, fit_image, fit_mask, regenerated_tokens};
+pub use edit::{
+    EditInput, EditRecord, box_mask, encode_sized_image, fit_image, fit_mask, regenerated_tokens,
+};
 pub use embedded_model::{
     CACHE_ENV, DEFAULT_MODEL_ENV, EMBEDDED_MODEL_RELATIVE, cache_dir, default_model_dir,
     has_embedded_model, unpack_embedded_model,

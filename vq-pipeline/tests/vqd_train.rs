@@ -380,3 +380,129 @@ fn a_denoiser_trains_from_scratch_and_a_config_that_does_not_fit_is_refused() {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
 }
+
+#[test]
+fn class_conditional_and_unconditional_denoisers_train_export_and_generate() {
+    let scratch = tempfile::tempdir().unwrap();
+    let flat = scratch.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    dataset(&flat);
+    // class folders: the circles and the squares of the flat set
+    let classes = scratch.path().join("classes");
+    for (class, files) in [("circle", [0, 3, 6]), ("square", [1, 4, 7])] {
+        std::fs::create_dir_all(classes.join(class)).unwrap();
+        for i in files {
+            std::fs::copy(
+                flat.join(format!("{i}.png")),
+                classes.join(class).join(format!("{i}.png")),
+            )
+            .unwrap();
+        }
+    }
+    // a small class network for the embedded model's VQ-VAE (256 codes, 8×8 tokens)
+    let config = |labels: usize| {
+        let name = if labels > 0 {
+            "Condition2ImageTransformer"
+        } else {
+            "UnCondition2ImageTransformer"
+        };
+        serde_json::json!({
+            "_class_name": name, "num_layers": 1, "width": 32, "num_attention_heads": 2,
+            "num_vector_embeds": 257, "num_embeds_ada_norm": 100, "num_labels": labels,
+            "class_table_rows": if labels > 0 { labels + 1 } else { 0 },
+            "position_table": [8, 8], "sample_size": 8, "mlp_hidden_times": 2,
+        })
+    };
+    let config_path = scratch.path().join("class.json");
+    std::fs::write(&config_path, config(2).to_string()).unwrap();
+    let run = scratch.path().join("class-run");
+    let mut command = train(&classes, &run);
+    command.arg("--denoiser-config").arg(&config_path);
+    let report = run_ok(&mut command);
+    assert!(report.contains("\"classes\""), "{report}");
+    let names: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("model/class_names.json")).unwrap())
+            .unwrap();
+    assert_eq!(names, ["circle", "square"]);
+    assert_eq!(
+        std::fs::read_to_string(run.join("loss.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        13
+    );
+    assert!(run.join("samples.png").is_file() && run.join("samples/step-000012.png").is_file());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["validation_bits_per_token"]["after"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let images = scratch.path().join("class");
+    run_ok(
+        vqd()
+            .args([
+                "generate", "--class", "circle", "--class", "none", "--steps", "4",
+            ])
+            .args(["--guidance-scale", "2", "--model"])
+            .arg(run.join("model"))
+            .arg("--out")
+            .arg(&images),
+    );
+    assert!(images.join("000.png").is_file() && images.join("001.png").is_file());
+    // a re-run finds the finished checkpoint and trains no further
+    let mut again = train(&classes, &run);
+    again.arg("--denoiser-config").arg(&config_path);
+    let report = run_ok(&mut again);
+    assert!(report.contains("\"steps_this_session\": 0"), "{report}");
+
+    // class folders that do not match num_labels are named
+    std::fs::write(&config_path, config(3).to_string()).unwrap();
+    let mut command = train(&classes, &scratch.path().join("bad-run"));
+    command.arg("--denoiser-config").arg(&config_path);
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("2 class folders") && stderr.contains("num_labels 3"),
+        "{stderr}"
+    );
+
+    // unconditional: images without captions or classes
+    std::fs::write(&config_path, config(0).to_string()).unwrap();
+    let run = scratch.path().join("plain-run");
+    let mut command = train(&flat, &run);
+    command.arg("--denoiser-config").arg(&config_path);
+    run_ok(&mut command);
+    assert!(!run.join("model/class_names.json").exists());
+    let index = std::fs::read_to_string(run.join("model/transformer/config.json")).unwrap();
+    assert!(index.contains("UnCondition2ImageTransformer"), "{index}");
+    let png = scratch.path().join("plain.png");
+    run_ok(
+        vqd()
+            .args(["generate", "--class", "none", "--steps", "4", "--model"])
+            .arg(run.join("model"))
+            .arg("--out")
+            .arg(&png),
+    );
+    assert!(png.is_file());
+    let output = vqd()
+        .args([
+            "generate",
+            "--class",
+            "none",
+            "--guidance-scale",
+            "3",
+            "--model",
+        ])
+        .arg(run.join("model"))
+        .arg("--out")
+        .arg(scratch.path().join("guided.png"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no condition to guide by"), "{stderr}");
+}

@@ -412,10 +412,14 @@ impl<M: TrainableDenoiser> DenoiserTrainer<M> {
         }
         let weights = dir.join("model.safetensors");
         // A VarMap shares its variables with its clones: loading into one sets the model's.
-        self.model.varmap().clone().load(&weights).map_err(|e| Error::Data {
-            path: weights.clone(),
-            reason: e.to_string(),
-        })?;
+        self.model
+            .varmap()
+            .clone()
+            .load(&weights)
+            .map_err(|e| Error::Data {
+                path: weights.clone(),
+                reason: e.to_string(),
+            })?;
         self.optimiser.load(&dir)?;
         if let Some(ema) = &mut self.ema {
             let path = dir.join("ema.safetensors");

@@ -53,7 +53,8 @@ pub struct ImageFolder {
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
-fn is_image(path: &Path) -> bool {
+/// Whether `path` is a PNG or JPEG by its extension.
+pub(crate) fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
@@ -180,17 +181,12 @@ impl ImageFolder {
                 )?;
                 continue;
             }
-            let readable = image::ImageReader::open(&path)
-                .and_then(|r| r.with_guessed_format())
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()));
-            match readable {
-                Ok((w, h)) if w > 0 && h > 0 => folder.items.push(CaptionedImage {
+            match check_image(&path) {
+                Ok(()) => folder.items.push(CaptionedImage {
                     path,
                     caption: caption.trim().to_string(),
                 }),
-                Ok(_) => problem(path, "the image is empty".into(), &mut folder)?,
-                Err(e) => problem(path, format!("not a readable image: {e}"), &mut folder)?,
+                Err(reason) => problem(path, reason, &mut folder)?,
             }
         }
         folder.items.sort_by(|a, b| a.path.cmp(&b.path));
@@ -210,12 +206,31 @@ impl ImageFolder {
     /// The items split into (training, validation): an item is held out when the hash of its
     /// file name (with `seed`) falls in the first `fraction` of the range.
     pub fn split(&self, fraction: f64, seed: u64) -> (Vec<&CaptionedImage>, Vec<&CaptionedImage>) {
-        let threshold = (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
         self.items.iter().partition(|item| {
             let name = item.path.strip_prefix(&self.root).unwrap_or(&item.path);
-            fnv1a(name.to_string_lossy().as_bytes(), seed) >= threshold
+            !held_out(name, fraction, seed)
         })
     }
+}
+
+/// Checks an image's header: readable, not empty (the reason otherwise).
+pub(crate) fn check_image(path: &Path) -> std::result::Result<(), String> {
+    let readable = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()));
+    match readable {
+        Ok((w, h)) if w > 0 && h > 0 => Ok(()),
+        Ok(_) => Err("the image is empty".into()),
+        Err(e) => Err(format!("not a readable image: {e}")),
+    }
+}
+
+/// Whether the item at `relative` (its path under the dataset's folder) is held out: the
+/// seeded hash of its name falls in the first `fraction` of the range.
+pub(crate) fn held_out(relative: &Path, fraction: f64, seed: u64) -> bool {
+    let threshold = (fraction.clamp(0.0, 1.0) * u64::MAX as f64) as u64;
+    fnv1a(relative.to_string_lossy().as_bytes(), seed) < threshold
 }
 
 /// FNV-1a (64-bit) of `bytes`, seeded.

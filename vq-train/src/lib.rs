@@ -8,7 +8,8 @@
 //! * [`clip_grad_norm`] (global L2 norm) and [`LrSchedule`] (warm-up + cosine);
 //! * crash-safe writes ([`write_atomic`], [`save_tensors_atomic`], [`write_json_atomic`]);
 //! * [`ImageFolder`]: captioned images as `metadata.jsonl` (Hugging Face ImageFolder) or
-//!   same-name `.txt` files, with a stable validation split and [`fit_image`];
+//!   same-name `.txt` files, with a stable validation split and [`fit_image`]; [`ClassFolder`]:
+//!   labelled images as one sub-folder per class;
 //! * [`Rank`]: data-parallel sharding and per-rank seeds from `RANK` / `WORLD_SIZE`;
 //! * [`DenoiserTrainer`] (the VQ-Diffusion objective, condition dropout, importance-sampled
 //!   timesteps, exact resume from a checkpoint folder), generic over the model
@@ -51,6 +52,7 @@ pub struct ReadmeDoctests;
 mod atomic_file;
 #[cfg(feature = "charts")]
 mod chart;
+mod class_folder;
 mod condition2image_model;
 mod denoiser_trainer;
 mod ema;
@@ -71,6 +73,7 @@ mod trainable_denoiser;
 pub use atomic_file::{save_tensors_atomic, temp_path, write_atomic, write_json_atomic};
 #[cfg(feature = "charts")]
 pub use chart::{LineChart, Series, register_font};
+pub use class_folder::{ClassFolder, LabelledImage};
 pub use condition2image_model::{Condition2ImageModel, original_init_rule};
 pub use denoiser_trainer::{DenoiserTrainer, DenoiserTrainingConfig, StepLog, default_step_seed};
 pub use ema::Ema;

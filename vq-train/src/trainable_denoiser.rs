@@ -99,12 +99,7 @@ impl TrainableDenoiser for TextConditionedModel {
         transformer
             .uncached_context(&states)
             .and_then(|context| {
-                transformer.forward_t(
-                    x_t,
-                    Timesteps::PerSample(t.to_vec()),
-                    Some(&context),
-                    true,
-                )
+                transformer.forward_t(x_t, Timesteps::PerSample(t.to_vec()), Some(&context), true)
             })
             .map_err(|e| Error::InvalidSetting(format!("transformer: {e}")))
     }

@@ -70,7 +70,13 @@ fn weights(t: &DenoiserTrainer<Condition2ImageModel>) -> Vec<f32> {
     t.model()
         .named_vars()
         .iter()
-        .flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .flat_map(|(_, v)| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -117,19 +123,25 @@ fn a_resumed_class_run_is_the_uninterrupted_run() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut whole = trainer(2, 6, 0.25);
-    let whole_losses: Vec<f64> = (0..6).map(|_| whole.train_step(&data).unwrap().loss).collect();
+    let whole_losses: Vec<f64> = (0..6)
+        .map(|_| whole.train_step(&data).unwrap().loss)
+        .collect();
 
     let mut first = trainer(2, 6, 0.25);
     for _ in 0..3 {
         first.train_step(&data).unwrap();
     }
-    first.save_checkpoint(&dir.path().join("checkpoint")).unwrap();
+    first
+        .save_checkpoint(&dir.path().join("checkpoint"))
+        .unwrap();
     drop(first);
     // A new process would build the network from the same seed; the checkpoint overwrites it.
     let mut second = trainer(2, 6, 0.25);
     assert!(second.resume(&dir.path().join("checkpoint")).unwrap());
     assert_eq!(second.step(), 3);
-    let resumed: Vec<f64> = (0..3).map(|_| second.train_step(&data).unwrap().loss).collect();
+    let resumed: Vec<f64> = (0..3)
+        .map(|_| second.train_step(&data).unwrap().loss)
+        .collect();
     assert_eq!(resumed, whole_losses[3..]);
     assert_eq!(weights(&second), weights(&whole));
 }
@@ -142,7 +154,13 @@ fn the_same_seed_gives_the_same_fresh_network() {
     let flat = |m: &Condition2ImageModel| -> Vec<f32> {
         m.named_vars()
             .iter()
-            .flat_map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .flat_map(|(_, v)| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
             .collect()
     };
     assert_eq!(flat(&a), flat(&b));
@@ -154,7 +172,10 @@ fn the_same_seed_gives_the_same_fresh_network() {
         .to_vec1::<f32>()
         .unwrap();
     let std = (ln.iter().map(|x| x * x).sum::<f32>() / ln.len() as f32).sqrt();
-    assert!((0.01..0.03).contains(&std), "N(0, 0.02) tables, got std {std}");
+    assert!(
+        (0.01..0.03).contains(&std),
+        "N(0, 0.02) tables, got std {std}"
+    );
     assert_eq!(
         weights["blocks.1.ln2.linear.bias"]
             .abs()
@@ -195,8 +216,7 @@ fn the_export_is_a_class_model_folder_with_the_trained_weights() {
         serde_json::from_str(&std::fs::read_to_string(out.join("class_names.json")).unwrap())
             .unwrap();
     assert_eq!(written, names);
-    let mut config =
-        Condition2ImageConfig::from_file(out.join("transformer/config.json")).unwrap();
+    let mut config = Condition2ImageConfig::from_file(out.join("transformer/config.json")).unwrap();
     assert_eq!(config.unknown["_class_name"], "Condition2ImageTransformer");
     config.unknown.clear();
     assert_eq!(config, *t.model().config());
@@ -238,7 +258,10 @@ fn misuse_is_refused_naming_the_setting() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("caption_dropout 0.1") && e.contains("learned null"), "{e}");
+    assert!(
+        e.contains("caption_dropout 0.1") && e.contains("learned null"),
+        "{e}"
+    );
     let e = DenoiserTrainer::new(
         unconditional(),
         chain(),

@@ -178,3 +178,52 @@ fn images_without_captions_are_read_for_the_vq_vae() {
         "{path}: {reason}"
     );
 }
+
+#[test]
+fn class_folders_give_sorted_labels_and_name_bad_data() {
+    use vq_train::ClassFolder;
+    let dir = tempfile::tempdir().unwrap();
+    for (class, n) in [("zebra", 2), ("cat", 3)] {
+        std::fs::create_dir(dir.path().join(class)).unwrap();
+        for i in 0..n {
+            png(&dir.path().join(class).join(format!("{i}.png")), 12, 9);
+        }
+    }
+    std::fs::write(dir.path().join("cat/notes.txt"), "not an image").unwrap();
+    let folder = ClassFolder::open(dir.path(), BadData::Error).unwrap();
+    assert_eq!(folder.class_names, ["cat", "zebra"]);
+    let labels: Vec<usize> = folder.items.iter().map(|i| i.label).collect();
+    assert_eq!(labels, [0, 0, 0, 1, 1]);
+    let (train, val) = folder.split(0.4, 3);
+    assert_eq!(train.len() + val.len(), 5);
+    assert_eq!(folder.split(0.4, 3).1, val);
+
+    std::fs::write(dir.path().join("cat/broken.png"), "not a png").unwrap();
+    let e = ClassFolder::open(dir.path(), BadData::Error).unwrap_err();
+    assert!(e.to_string().contains("broken.png"), "{e}");
+    png(&dir.path().join("loose.png"), 4, 4);
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let folder = ClassFolder::open(dir.path(), BadData::Skip).unwrap();
+    assert_eq!(folder.class_names, ["cat", "zebra"]);
+    let reasons: Vec<String> = folder
+        .skipped
+        .iter()
+        .map(|(p, r)| format!("{}: {r}", p.display()))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("loose.png") && r.contains("outside any class folder"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("empty") && r.contains("without usable images"))
+    );
+    let e = ClassFolder::open(dir.path().join("cat/0.png"), BadData::Error).unwrap_err();
+    assert!(
+        e.to_string().contains("not a folder of class folders"),
+        "{e}"
+    );
+}

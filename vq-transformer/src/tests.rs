@@ -319,7 +319,10 @@ fn class_and_unconditional_models_train_every_parameter() {
 fn an_unconditional_model_has_a_plain_second_norm_and_no_guidance() {
     let (varmap, model) = tiny_class_model(0, false);
     let names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
-    assert!(names.iter().any(|n| n == "blocks.0.ln2.weight"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "blocks.0.ln2.weight"),
+        "{names:?}"
+    );
     assert!(!names.iter().any(|n| n.starts_with("blocks.0.ln2.emb")));
     let (x, _) = inputs(2);
     let e = model.forward(&x, 1, &[0, 1]).unwrap_err().to_string();

@@ -16,7 +16,9 @@ mod convert;
 #[cfg(feature = "serve")]
 mod serve;
 mod train;
+mod train_class;
 mod train_vqvae;
+mod training_loop;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -374,8 +376,9 @@ fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, ModelRecord)> 
     let (root, name, variant, revision) = locate(args)?;
     if vq_pipeline::is_class_conditional_model(&root) {
         anyhow::bail!(
-            "{} is a class-conditional model: generate with --class (a label, a class name or \
-             `none`) instead of prompts",
+            "{} is a class-conditional or unconditional model: generate with --class (a label, \
+             a class name, or `none`: no class, the only choice for an unconditional model) \
+             instead of prompts",
             root.display()
         );
     }

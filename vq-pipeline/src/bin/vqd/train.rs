@@ -21,11 +21,12 @@ use discrete_diffusion::{MaskAndReplace, SeededNoise, VqDiffusionSchedule};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_pipeline::{LoadOptions, ModelFiles, VqDiffusionPipeline, contact_sheet, write_atomically};
 use vq_train::{
-    BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel, LineChart, Series,
+    BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel,
     TextConditionedModel, TokenData, fit_image, write_json_atomic,
 };
 use vq_transformer::Transformer2DConfig;
 
+use crate::training_loop::{LoopSettings, run_training, use_ema_weights};
 use crate::{ModelArgs, locate};
 
 /// `vqd train`: the denoiser by default, or a stage named by a subcommand.
@@ -63,61 +64,61 @@ pub struct TrainArgs {
     /// same-name `.txt` caption beside each image.
     /// (Optional only to clap, so that `vqd train vqvae` needs none: required without a stage.)
     #[arg(long, required = true)]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// The run folder (created; re-running with it resumes).
     #[arg(long, required = true)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// The model to start from (`--model`; default: the embedded model).
     #[command(flatten)]
-    model: ModelArgs,
+    pub(crate) model: ModelArgs,
     /// A JSON file with any of the training settings (see `config.json` of a run for every
     /// key); command-line flags override it.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Optimiser steps in all.
     #[arg(long)]
-    steps: Option<u64>,
+    pub(crate) steps: Option<u64>,
     /// Examples per step.
     #[arg(long)]
-    batch_size: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
     /// Peak learning rate.
     #[arg(long)]
-    learning_rate: Option<f64>,
+    pub(crate) learning_rate: Option<f64>,
     /// Probability of training a caption as the null condition (for guidance).
     #[arg(long)]
-    caption_dropout: Option<f64>,
+    pub(crate) caption_dropout: Option<f64>,
     /// Keep the text encoder fixed.
     #[arg(long)]
-    freeze_text_encoder: bool,
+    pub(crate) freeze_text_encoder: bool,
     /// EMA decay of the weights (exported instead of the raw weights).
     #[arg(long)]
-    ema: Option<f64>,
+    pub(crate) ema: Option<f64>,
     /// Seed of the run.
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
-    checkpoint_every: u64,
+    pub(crate) checkpoint_every: u64,
     /// Steps between sample grids of the validation captions (`samples/step-N.png`; 0: only
     /// the final `samples.png`).
     #[arg(long, default_value_t = 500)]
-    sample_every: u64,
+    pub(crate) sample_every: u64,
     /// Fraction of the images held out for validation.
     #[arg(long, default_value_t = 0.1)]
-    validation: f64,
+    pub(crate) validation: f64,
     /// Leave bad images out (counted) instead of stopping at the first.
     #[arg(long)]
-    skip_bad_data: bool,
+    pub(crate) skip_bad_data: bool,
     /// A VQ-VAE folder (`vqd train vqvae`'s `RUN/vqvae`, or any diffusers `VQModel` folder)
     /// whose tokens the denoiser learns, in place of the model's own; the export carries it.
     /// Its codebook must have as many codes as the transformer has classes.
     #[arg(long)]
-    vqvae: Option<PathBuf>,
+    pub(crate) vqvae: Option<PathBuf>,
     /// Train a new denoiser from scratch with this diffusers `transformer/config.json`
     /// (seeded PyTorch-default initialisation) instead of fine-tuning the model's; the text
     /// encoder, null embedding and VQ-VAE (or `--vqvae`'s) are kept. Checked against them.
     #[arg(long)]
-    denoiser_config: Option<PathBuf>,
+    pub(crate) denoiser_config: Option<PathBuf>,
 }
 
 /// What the token cache depends on: every image's path, size, mtime and caption, and the
@@ -188,7 +189,15 @@ pub fn merge_config<T: serde::Serialize + serde::de::DeserializeOwned>(
 
 /// The run's settings: defaults, then `--config`, then the flags.
 fn settings(args: &TrainArgs) -> anyhow::Result<DenoiserTrainingConfig> {
-    let mut config = merge_config(DenoiserTrainingConfig::default(), args.config.as_deref())?;
+    settings_over(DenoiserTrainingConfig::default(), args)
+}
+
+/// The run's settings: `defaults`, then `--config`, then the flags.
+pub fn settings_over(
+    defaults: DenoiserTrainingConfig,
+    args: &TrainArgs,
+) -> anyhow::Result<DenoiserTrainingConfig> {
+    let mut config = merge_config(defaults, args.config.as_deref())?;
     if let Some(v) = args.steps {
         config.steps = v;
     }
@@ -416,48 +425,6 @@ fn with_new_denoiser(root: &Path, config: &Path, run: &Path, seed: u64) -> anyho
     Ok(base)
 }
 
-/// The loss curve of the log so far: every step, and a moving average over 25.
-fn loss_chart(log: &str) -> LineChart {
-    let points: Vec<(f64, f64)> = log
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-        })
-        .filter(|&(_, y): &(f64, f64)| y.is_finite())
-        .collect();
-    let window = 25;
-    let average = points
-        .iter()
-        .enumerate()
-        .map(|(i, &(x, _))| {
-            let from = i.saturating_sub(window - 1);
-            let slice = &points[from..=i];
-            (
-                x,
-                slice.iter().map(|p| p.1).sum::<f64>() / slice.len() as f64,
-            )
-        })
-        .collect();
-    LineChart {
-        title: "vqd train: training loss".into(),
-        x_label: "step".into(),
-        y_label: "loss (VLB + auxiliary, nats per token)".into(),
-        series: vec![
-            Series {
-                label: "loss".into(),
-                points,
-            },
-            Series {
-                label: format!("mean of the last {window} steps"),
-                points: average,
-            },
-        ],
-        log_y: false,
-    }
-}
-
 /// The images of `prompts` (seed 0, the model's recommended settings), four to a row.
 fn write_sample_grid(
     pipeline: &VqDiffusionPipeline,
@@ -501,6 +468,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     );
     let device = vq_nn::parse_device(&args.model.device)?;
     let (root, name, variant, _) = locate(&args.model)?;
+    if let Some(start) = crate::train_class::class_start(&args, &root)? {
+        return crate::train_class::train(args, &root, start);
+    }
     let root = match &args.vqvae {
         Some(vqvae) => with_vqvae(&root, vqvae, &out)?,
         None => root,
@@ -572,81 +542,36 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         chain,
         config.clone(),
     )?;
-    let checkpoint = out.join("checkpoint");
-    let loss_csv = out.join("loss.csv");
-    let mut log = String::from("step,loss,vlb_per_token,aux_per_token,grad_norm,lr,skipped\n");
-    if trainer.resume(&checkpoint)? {
-        // Keep the logged steps up to the checkpoint: the resumed run continues the curve.
-        let old = std::fs::read_to_string(&loss_csv).unwrap_or_default();
-        for line in old.lines().skip(1) {
-            let step: u64 = line
-                .split(',')
-                .next()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(u64::MAX);
-            if step <= trainer.step() {
-                log.push_str(line);
-                log.push('\n');
-            }
-        }
-        eprintln!("resumed {} at step {}", out.display(), trainer.step());
-    }
     let val_prompts: Vec<String> = val_items
         .iter()
         .take(8)
         .map(|i| i.caption.clone())
         .collect();
-    let bar = ProgressBar::new(config.steps).with_style(
-        ProgressStyle::with_template(
-            "{spinner} training [{bar:30}] {pos}/{len} {msg} ({per_sec}) eta {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_position(trainer.step());
-    let train_started = Instant::now();
-    let first_step = trainer.step();
-    while trainer.step() < config.steps {
-        let s = trainer.train_step(&data)?;
-        log.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
-            s.step, s.loss, s.vlb_per_token, s.aux_per_token, s.grad_norm, s.lr, s.skipped
-        ));
-        bar.set_position(s.step);
-        bar.set_message(format!("loss {:.4}", s.loss));
-        if s.step % args.checkpoint_every.max(1) == 0 || s.step == config.steps {
-            // The log first: a kill between the two leaves a log ahead of the checkpoint, which
-            // the resume trims; the other order could lose the steps up to the checkpoint.
-            write_atomically(&loss_csv, log.as_bytes())?;
-            trainer.save_checkpoint(&checkpoint)?;
-            loss_chart(&log).save(&out, "loss_curve")?;
-        }
-        if args.sample_every > 0 && s.step % args.sample_every == 0 && !val_prompts.is_empty() {
+    let session = run_training(
+        &mut trainer,
+        &data,
+        &out,
+        &LoopSettings::of(&args, &config),
+        |trainer, path| {
+            if val_prompts.is_empty() {
+                return Ok(());
+            }
             let m = &trainer.model().joint;
             let current = pipeline.with_models(
                 m.text.clone(),
                 m.transformer.clone(),
                 m.null.as_ref().map(|v| v.as_tensor().clone()),
             )?;
-            let path = out.join(format!("samples/step-{:06}.png", s.step));
-            std::fs::create_dir_all(out.join("samples"))?;
-            write_sample_grid(&current, &val_prompts, &path)?;
-        }
-    }
-    bar.finish_and_clear();
-    write_atomically(&loss_csv, log.as_bytes())?;
-    let train_seconds = train_started.elapsed().as_secs_f64();
+            write_sample_grid(&current, &val_prompts, path)
+        },
+    )?;
+    let (first_step, train_seconds) = (session.first_step, session.seconds);
 
     // Export: the starting model's folder with the trained parts (EMA weights when kept).
     let exported = out.join("model");
     let _ = std::fs::remove_dir_all(&exported);
     copy_model(&root, &exported)?;
-    if let Some(ema) = trainer.ema() {
-        let averaged = ema.weights();
-        for (name, var) in trainer.model().joint.named_vars() {
-            var.set(&averaged[&name])?;
-        }
-    }
+    use_ema_weights(&trainer)?;
     trainer.model().joint.save_weights(&exported)?;
     let card = format!(
         "# Fine-tuned VQ-Diffusion model\n\nStarted from `{name}`, trained by `vqd train` for {} steps \
