@@ -457,7 +457,10 @@ fn a_converted_class_model_generates_with_class_labels() {
     );
     // prompts on a class model, and a class label out of range, are refused with the reason
     for (args, message) in [
-        (vec!["generate", "a dog"], "class-conditional or unconditional model"),
+        (
+            vec!["generate", "a dog"],
+            "class-conditional or unconditional model",
+        ),
         (vec!["generate", "--class", "9"], "out of range"),
         (
             vec!["generate", "--class", "golden retriever"],
