@@ -61,7 +61,8 @@ pub fn run(command: TrainCommand) -> anyhow::Result<()> {
 #[derive(Args)]
 pub struct TrainArgs {
     /// The images: a folder with `metadata.jsonl` (`{"file_name", "text"}` a line) or a
-    /// same-name `.txt` caption beside each image.
+    /// same-name `.txt` caption beside each image; for a class-conditional model one
+    /// sub-folder per class (`DIR/<class>/<image>`), for an unconditional one any images.
     /// (Optional only to clap, so that `vqd train vqvae` needs none: required without a stage.)
     #[arg(long, required = true)]
     pub(crate) data: Option<PathBuf>,
@@ -84,7 +85,8 @@ pub struct TrainArgs {
     /// Peak learning rate.
     #[arg(long)]
     pub(crate) learning_rate: Option<f64>,
-    /// Probability of training a caption as the null condition (for guidance).
+    /// Probability of training a caption (or class label) as the null condition (for
+    /// guidance; default 0.1, or 0 for a class or unconditional model without a learned null).
     #[arg(long)]
     pub(crate) caption_dropout: Option<f64>,
     /// Keep the text encoder fixed.
@@ -117,6 +119,9 @@ pub struct TrainArgs {
     /// Train a new denoiser from scratch with this diffusers `transformer/config.json`
     /// (seeded PyTorch-default initialisation) instead of fine-tuning the model's; the text
     /// encoder, null embedding and VQ-VAE (or `--vqvae`'s) are kept. Checked against them.
+    /// With `"_class_name": "Condition2ImageTransformer"` (or `"UnCondition2ImageTransformer"`)
+    /// a class-conditional (unconditional) network is trained instead, on the model's (or
+    /// `--vqvae`'s) VQ-VAE and schedule.
     #[arg(long)]
     pub(crate) denoiser_config: Option<PathBuf>,
 }
