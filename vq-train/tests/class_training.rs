@@ -67,8 +67,12 @@ fn trainer(labels: usize, steps: u64, dropout: f64) -> DenoiserTrainer<Condition
 }
 
 fn weights(t: &DenoiserTrainer<Condition2ImageModel>) -> Vec<f32> {
-    t.model()
-        .named_vars()
+    flat(t.model())
+}
+
+/// Every weight of `m`, in name order.
+fn flat(m: &Condition2ImageModel) -> Vec<f32> {
+    m.named_vars()
         .iter()
         .flat_map(|(_, v)| {
             v.as_tensor()

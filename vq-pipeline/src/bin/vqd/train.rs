@@ -19,7 +19,7 @@ use clap::Args;
 use clip_text::{ClipTextConfig, ClipTokenizer};
 use discrete_diffusion::{MaskAndReplace, SeededNoise, VqDiffusionSchedule};
 use indicatif::{ProgressBar, ProgressStyle};
-use vq_pipeline::{LoadOptions, ModelFiles, VqDiffusionPipeline, contact_sheet, write_atomically};
+use vq_pipeline::{LoadOptions, ModelFiles, VqDiffusionPipeline, write_atomically};
 use vq_train::{
     BadData, DenoiserTrainer, DenoiserTrainingConfig, ImageFolder, JointModel,
     TextConditionedModel, TokenData, fit_image, write_json_atomic,
@@ -438,13 +438,7 @@ fn write_sample_grid(
 ) -> anyhow::Result<()> {
     let options = pipeline.default_options(prompts.to_vec());
     let generation = pipeline.generate(&options, &mut SeededNoise::new(0), |_| Ok(()))?;
-    let mut bytes = Vec::new();
-    contact_sheet(&generation.images, 4).write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    write_atomically(path, &bytes)?;
-    Ok(())
+    crate::training_loop::write_grid(&generation.images, path)
 }
 
 /// Validation bits per token (negative ELBO) of `pipeline` on `tokens` with `captions`.

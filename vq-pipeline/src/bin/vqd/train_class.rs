@@ -18,7 +18,7 @@ use discrete_diffusion::{MaskAndReplace, SeededNoise, VqDiffusionSchedule};
 use indicatif::{ProgressBar, ProgressStyle};
 use vq_codebook::{VqModel, VqModelConfig};
 use vq_pipeline::{
-    ClassConditionalPipeline, GenerationOptions, LoadOptions, contact_sheet, encode_sized_image,
+    ClassConditionalPipeline, GenerationOptions, LoadOptions, encode_sized_image,
     parse_class_label, write_atomically,
 };
 use vq_train::{
@@ -200,13 +200,7 @@ fn write_sample_grid(
         &mut SeededNoise::new(0),
         |_| Ok(()),
     )?;
-    let mut bytes = Vec::new();
-    contact_sheet(&generation.images, 4).write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    write_atomically(path, &bytes)?;
-    Ok(())
+    crate::training_loop::write_grid(&generation.images, path)
 }
 
 /// Validation bits per token of `model` on `tokens` with `labels`.

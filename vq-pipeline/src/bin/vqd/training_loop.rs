@@ -131,6 +131,17 @@ pub fn use_ema_weights<M: TrainableDenoiser>(trainer: &DenoiserTrainer<M>) -> an
     Ok(())
 }
 
+/// `images` four to a row, written atomically as the PNG `path` (every sample grid of a run).
+pub fn write_grid(images: &[image::RgbImage], path: &Path) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    vq_pipeline::contact_sheet(images, 4).write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
+    write_atomically(path, &bytes)?;
+    Ok(())
+}
+
 /// The loss curve of the log so far: every step, and a moving average over 25.
 fn loss_chart(log: &str) -> LineChart {
     let points: Vec<(f64, f64)> = log
