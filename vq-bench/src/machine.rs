@@ -53,7 +53,10 @@ pub fn describe(threads: usize) -> Machine {
         .collect();
     let mut build = vec!["release".to_string()];
     if cfg!(feature = "mkl") {
-        build.push("feature mkl (Intel MKL)".into());
+        build.push(match vq_nn::gemm_backend() {
+            vq_nn::GemmBackend::Mkl => "feature mkl, GEMMs by Intel MKL".into(),
+            vq_nn::GemmBackend::Rust => "feature mkl, GEMMs by the pure-Rust gemm crate".into(),
+        });
     } else {
         build.push("default pure-Rust backend".into());
     }

@@ -8,6 +8,11 @@
 //! tiles or AVX-512-BF16 where the CPU has them and is dispatched by MKL at run time). Without
 //! MKL, bf16 operands are widened to f32 in blocks and multiplied in f32: the same results as
 //! f32 weights rounded to bf16.
+//!
+//! An `mkl` build chooses at run time ([`gemm_backend`]): MKL on Intel CPUs, the `gemm` crate
+//! elsewhere, where MKL's code paths are slower (on a 2-core AMD EPYC with AVX2, MKL's
+//! `cblas_sgemm` reached 65 GFLOP/s on the transformer's product against the `gemm` crate's
+//! 97; docs/performance.md). `VQ_GEMM_BACKEND=mkl` or `=rust` overrides the choice.
 
 use half::bf16;
 
@@ -125,6 +130,18 @@ pub(crate) enum Threads {
 
 /// `c ← [c +] a·b` in f32.
 pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool, threads: Threads) {
+    sgemm_by(gemm_backend(), c, a, b, accumulate, threads)
+}
+
+/// [`sgemm`] by the given backend.
+fn sgemm_by(
+    backend: GemmBackend,
+    c: MatMut,
+    a: MatRef<f32>,
+    b: MatRef<f32>,
+    accumulate: bool,
+    threads: Threads,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions");
     assert_eq!((c.rows, c.cols), (a.rows, b.cols), "output shape");
     a.check("lhs");
@@ -143,17 +160,52 @@ pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool,
         return;
     }
     #[cfg(feature = "mkl")]
-    {
+    if backend == GemmBackend::Mkl {
         let _one = (threads == Threads::One).then(mkl::SingleThread::new);
         mkl::sgemm(c, a, b, accumulate);
+        return;
+    }
+    #[cfg(not(feature = "mkl"))]
+    let _ = backend;
+    let parts = match threads {
+        Threads::One => 1,
+        Threads::All => candle_core::utils::get_num_threads(),
+    };
+    split_across_threads(c, a, b, accumulate, parts);
+}
+
+/// A GEMM implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmBackend {
+    /// The pure-Rust `gemm` crate.
+    Rust,
+    /// Intel MKL (`mkl` builds).
+    Mkl,
+}
+
+/// The backend this process multiplies with: [`GemmBackend::Rust`] without the `mkl` feature; with
+/// it, [`GemmBackend::Mkl`] on Intel CPUs and [`GemmBackend::Rust`] on others, unless the environment
+/// variable `VQ_GEMM_BACKEND` says `mkl` or `rust` (read once; any other value is ignored).
+pub fn gemm_backend() -> GemmBackend {
+    #[cfg(feature = "mkl")]
+    {
+        static CHOICE: std::sync::OnceLock<GemmBackend> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            match std::env::var("VQ_GEMM_BACKEND").as_deref() {
+                Ok("mkl") => return GemmBackend::Mkl,
+                Ok("rust") => return GemmBackend::Rust,
+                _ => {}
+            }
+            if mkl::intel_cpu() {
+                GemmBackend::Mkl
+            } else {
+                GemmBackend::Rust
+            }
+        })
     }
     #[cfg(not(feature = "mkl"))]
     {
-        let parts = match threads {
-            Threads::One => 1,
-            Threads::All => candle_core::utils::get_num_threads(),
-        };
-        split_across_threads(c, a, b, accumulate, parts);
+        GemmBackend::Rust
     }
 }
 
@@ -163,7 +215,6 @@ pub(crate) fn sgemm(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool,
 /// needed: on the CLIP encoder's 72 products (154 rows, weights of 512 × 512 to 2048 × 512) an
 /// even split took 43 ms against the crate's 60 ms, and equal time on the transformer's
 /// 2048-row ones (same run, this project's 2-core Sapphire Rapids machine).
-#[cfg(not(feature = "mkl"))]
 fn split_across_threads(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool, parts: usize) {
     use rayon::prelude::*;
     let flops = c.rows * c.cols * a.cols;
@@ -208,7 +259,6 @@ fn split_across_threads(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: b
 }
 
 /// `c ← [c +] a·b` by the `gemm` crate on the calling thread.
-#[cfg(not(feature = "mkl"))]
 fn gemm_one_thread(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool) {
     // SAFETY: the views were bounds-checked by `sgemm` (sub-blocks stay inside them); `c` is
     // exclusively borrowed.
@@ -243,7 +293,7 @@ fn gemm_one_thread(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool) 
 pub(crate) fn native_bf16() -> bool {
     #[cfg(feature = "mkl")]
     {
-        mkl::has_bf16_gemm()
+        gemm_backend() == GemmBackend::Mkl && mkl::has_bf16_gemm()
     }
     #[cfg(not(feature = "mkl"))]
     {
@@ -266,7 +316,7 @@ pub(crate) fn gemm_bf16(
     c.check();
     #[cfg(feature = "mkl")]
     {
-        if mkl::has_bf16_gemm() && c.rows > 0 && c.cols > 0 && a.cols > 0 {
+        if native_bf16() && c.rows > 0 && c.cols > 0 && a.cols > 0 {
             let _one = (threads == Threads::One).then(mkl::SingleThread::new);
             mkl::gemm_bf16(c, a, b, accumulate);
             return;
@@ -388,6 +438,25 @@ mod mkl {
             }
         }
         out
+    }
+
+    /// Whether the CPU's vendor string is `GenuineIntel`.
+    pub fn intel_cpu() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `cpuid` is available on every x86-64 CPU; leaf 0 holds the vendor in
+            // EBX, EDX, ECX.
+            let id = std::arch::x86_64::__cpuid(0);
+            let mut vendor = [0u8; 12];
+            vendor[..4].copy_from_slice(&id.ebx.to_le_bytes());
+            vendor[4..8].copy_from_slice(&id.edx.to_le_bytes());
+            vendor[8..].copy_from_slice(&id.ecx.to_le_bytes());
+            &vendor == b"GenuineIntel"
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
     }
 
     /// Whether the CPU runs MKL's bf16 GEMM natively (AVX-512-BF16 or AMX-BF16); elsewhere the
@@ -516,11 +585,14 @@ mod tests {
         let av = MatRef::row_major(&a, m, k, k);
         let bv = MatRef::row_major(&bt, n, k, k).t();
         let want = naive(&av, &bv);
-        for threads in [Threads::One, Threads::All] {
-            let mut c = vec![1f32; m * n];
-            sgemm(MatMut::new(&mut c, m, n, n), av, bv, true, threads);
-            for (x, y) in c.iter().zip(&want) {
-                assert!((x - (y + 1.0)).abs() < 1e-4, "{x} vs {y} + 1");
+        // Both backends of an `mkl` build (the default build has only the first).
+        for backend in [GemmBackend::Rust, GemmBackend::Mkl] {
+            for threads in [Threads::One, Threads::All] {
+                let mut c = vec![1f32; m * n];
+                sgemm_by(backend, MatMut::new(&mut c, m, n, n), av, bv, true, threads);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - (y + 1.0)).abs() < 1e-4, "{backend:?}: {x} vs {y} + 1");
+                }
             }
         }
         // bf16 operands: the product of the rounded values.

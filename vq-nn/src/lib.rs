@@ -16,7 +16,8 @@
 //!   [`layer_norm`] of AdaLN, [`multi_head_attention`] (a tiled kernel, no transposes, no score
 //!   tensor), fused softmax, activation and log-softmax kernels — each used only when no
 //!   gradient can flow, the composite candle formula otherwise. The GEMMs are the pure-Rust
-//!   `gemm` crate or, with the `mkl` feature, Intel MKL (including its bf16 GEMM).
+//!   `gemm` crate or, with the `mkl` feature, Intel MKL (including its bf16 GEMM) on Intel CPUs
+//!   ([`gemm_backend`] says which this process uses).
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -80,6 +81,7 @@ pub use error::{Error, Result};
 pub use functional::{
     approx_gelu, cast, dropout, layer_norm, layer_norm_as, log_softmax_f64, softmax_last_dim,
 };
+pub use gemm::{GemmBackend, gemm_backend};
 pub use group_norm::GroupNorm;
 pub use host::no_grad;
 pub use layer_norm::LayerNorm;
