@@ -12,7 +12,7 @@
 //! An `mkl` build chooses at run time ([`gemm_backend`]): MKL on Intel CPUs, the `gemm` crate
 //! elsewhere, where MKL's code paths are slower (on a 2-core AMD EPYC with AVX2, MKL's
 //! `cblas_sgemm` reached 65 GFLOP/s on the transformer's product against the `gemm` crate's
-//! 97; docs/performance.md). `VQ_GEMM_BACKEND=mkl` or `=rust` overrides the choice.
+//! 113 in the default build; docs/performance.md). `VQ_GEMM_BACKEND=mkl` or `=rust` overrides.
 
 use half::bf16;
 
