@@ -43,6 +43,7 @@
 
 mod adamw;
 mod allocator;
+mod amx;
 mod attention;
 mod compute_dtype;
 mod conv2d;
