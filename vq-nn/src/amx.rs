@@ -429,21 +429,7 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn naive(a: &MatRef<bf16>, b: &MatRef<bf16>) -> Vec<f32> {
-        let mut out = vec![0f32; a.rows * b.cols];
-        for i in 0..a.rows {
-            for j in 0..b.cols {
-                let mut s = 0f64;
-                for p in 0..a.cols {
-                    s +=
-                        a.data[i * a.rs + p * a.cs].to_f64() * b.data[p * b.rs + j * b.cs].to_f64();
-                }
-                out[i * b.cols + j] = s as f32;
-            }
-        }
-        out
-    }
+    use crate::gemm::tests::naive;
 
     fn values(len: usize, seed: usize) -> Vec<bf16> {
         (0..len)

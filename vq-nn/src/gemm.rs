@@ -573,16 +573,17 @@ mod mkl {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn naive(a: &MatRef<f32>, b: &MatRef<f32>) -> Vec<f32> {
+    /// `a·b` by the definition, accumulated in f64 (shared with the AMX kernel's test).
+    pub(crate) fn naive<T: Copy + Into<f64>>(a: &MatRef<T>, b: &MatRef<T>) -> Vec<f32> {
         let mut out = vec![0f32; a.rows * b.cols];
         for i in 0..a.rows {
             for j in 0..b.cols {
                 let mut s = 0f64;
                 for p in 0..a.cols {
-                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                    s += a.data[i * a.rs + p * a.cs].into() * b.data[p * b.rs + j * b.cs].into();
                 }
                 out[i * b.cols + j] = s as f32;
             }
