@@ -429,13 +429,7 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gemm::tests::naive;
-
-    fn values(len: usize, seed: usize) -> Vec<bf16> {
-        (0..len)
-            .map(|i| bf16::from_f32(((i * 31 + seed) % 23) as f32 / 11.0 - 1.0))
-            .collect()
-    }
+    use crate::gemm::tests::check_bf16_kernel;
 
     #[test]
     fn tiles_multiply_like_the_definition_at_every_edge() {
@@ -444,54 +438,15 @@ mod tests {
             return;
         }
         // Full blocks, partial blocks in every dimension, odd k, and transposed operands.
-        for &(m, k, n) in &[
-            (64, 64, 64),
-            (37, 53, 29),
-            (1, 1, 1),
-            (33, 95, 70),
-            (200, 88, 77),
-        ] {
-            let a = values(m * k, 1);
-            let bt = values(n * k, 5);
-            let b = values(k * n, 9);
-            let av = MatRef::row_major(&a, m, k, k);
-            for bv in [
-                MatRef::row_major(&bt, n, k, k).t(),
-                MatRef::row_major(&b, k, n, n),
-            ] {
-                let want = naive(&av, &bv);
-                for threads in [Threads::One, Threads::All] {
-                    for accumulate in [false, true] {
-                        let mut c = vec![1f32; m * n];
-                        gemm_bf16(MatMut::new(&mut c, m, n, n), av, bv, accumulate, threads);
-                        let extra = if accumulate { 1.0 } else { 0.0 };
-                        for (x, y) in c.iter().zip(&want) {
-                            assert!((x - (y + extra)).abs() < 1e-3, "{m}x{k}x{n}: {x} vs {y}");
-                        }
-                    }
-                }
-            }
-        }
-        // A transposed `a` and an output with a row stride wider than its columns.
-        let (m, k, n) = (40, 36, 50);
-        let at = values(k * m, 3);
-        let b = values(k * n, 4);
-        let av = MatRef::row_major(&at, k, m, m).t();
-        let bv = MatRef::row_major(&b, k, n, n);
-        let want = naive(&av, &bv);
-        let mut c = vec![7f32; m * (n + 3)];
-        gemm_bf16(
-            MatMut::new(&mut c, m, n, n + 3),
-            av,
-            bv,
-            false,
-            Threads::All,
+        check_bf16_kernel(
+            gemm_bf16,
+            &[
+                (64, 64, 64),
+                (37, 53, 29),
+                (1, 1, 1),
+                (33, 95, 70),
+                (200, 88, 77),
+            ],
         );
-        for i in 0..m {
-            for j in 0..n {
-                assert!((c[i * (n + 3) + j] - want[i * n + j]).abs() < 1e-3);
-            }
-            assert_eq!(&c[i * (n + 3) + n..(i + 1) * (n + 3)], &[7.0; 3]);
-        }
     }
 }

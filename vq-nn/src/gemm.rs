@@ -292,11 +292,11 @@ fn gemm_one_thread(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool) 
     }
 }
 
-/// Whether bf16 operands multiply natively (any build on a CPU with AMX-BF16, by this crate's
-/// AMX kernel; an `mkl` build on a CPU with AVX-512-BF16 or AMX, by MKL); elsewhere bf16
-/// weights are better widened once per call and multiplied with f32 activations.
+/// Whether bf16 operands multiply natively (any build on a CPU with AMX-BF16 or AVX-512-BF16, by
+/// this crate's AMX or AVX-512 kernel; an `mkl` build there, by MKL); elsewhere bf16 weights are
+/// better widened once per call and multiplied with f32 activations.
 pub(crate) fn native_bf16() -> bool {
-    if crate::amx::available() {
+    if crate::amx::available() || crate::avx512_bf16::available() {
         return true;
     }
     #[cfg(feature = "mkl")]
@@ -327,7 +327,8 @@ pub(crate) fn gemm_bf16(
     }
     // MKL's bf16 GEMM where an `mkl` build multiplies with MKL (1747 GFLOP/s on the
     // transformer's product against 1003 for the AMX kernel of this crate, 2-core Sapphire
-    // Rapids), else this crate's AMX kernel where the CPU has AMX-BF16.
+    // Rapids), else this crate's AMX kernel where the CPU has AMX-BF16, else its AVX-512-BF16
+    // kernel (AMD Zen 4 and Zen 5).
     #[cfg(feature = "mkl")]
     {
         if gemm_backend() == GemmBackend::Mkl && mkl::has_bf16_gemm() && a.cols > 0 {
@@ -338,6 +339,10 @@ pub(crate) fn gemm_bf16(
     }
     if crate::amx::available() && a.cols > 0 {
         crate::amx::gemm_bf16(c, a, b, accumulate, threads);
+        return;
+    }
+    if crate::avx512_bf16::available() && a.cols > 0 {
+        crate::avx512_bf16::gemm_bf16(c, a, b, accumulate, threads);
         return;
     }
     // Widen to f32: `a` whole (activations are small next to weights), `b` too.
@@ -576,7 +581,7 @@ mod mkl {
 pub(crate) mod tests {
     use super::*;
 
-    /// `a·b` by the definition, accumulated in f64 (shared with the AMX kernel's test).
+    /// `a·b` by the definition, accumulated in f64 (shared with the bf16 kernels' tests).
     pub(crate) fn naive<T: Copy + Into<f64>>(a: &MatRef<T>, b: &MatRef<T>) -> Vec<f32> {
         let mut out = vec![0f32; a.rows * b.cols];
         for i in 0..a.rows {
@@ -589,6 +594,63 @@ pub(crate) mod tests {
             }
         }
         out
+    }
+
+    /// The signature of the bf16 kernels (`amx.rs`, `avx512_bf16.rs`).
+    pub(crate) type Bf16Kernel = fn(MatMut, MatRef<bf16>, MatRef<bf16>, bool, Threads);
+
+    fn bf16_values(len: usize, seed: usize) -> Vec<bf16> {
+        (0..len)
+            .map(|i| bf16::from_f32(((i * 31 + seed) % 23) as f32 / 11.0 - 1.0))
+            .collect()
+    }
+
+    /// Checks a bf16 kernel against [`naive`] on `shapes` `(m, k, n)`, with `b` transposed and
+    /// not, one thread and all, accumulating and not; then on a transposed `a` writing into an
+    /// output whose row stride is wider than its columns (the padding must stay untouched).
+    pub(crate) fn check_bf16_kernel(kernel: Bf16Kernel, shapes: &[(usize, usize, usize)]) {
+        for &(m, k, n) in shapes {
+            let a = bf16_values(m * k, 1);
+            let bt = bf16_values(n * k, 5);
+            let b = bf16_values(k * n, 9);
+            let av = MatRef::row_major(&a, m, k, k);
+            for bv in [
+                MatRef::row_major(&bt, n, k, k).t(),
+                MatRef::row_major(&b, k, n, n),
+            ] {
+                let want = naive(&av, &bv);
+                for threads in [Threads::One, Threads::All] {
+                    for accumulate in [false, true] {
+                        let mut c = vec![1f32; m * n];
+                        kernel(MatMut::new(&mut c, m, n, n), av, bv, accumulate, threads);
+                        let extra = if accumulate { 1.0 } else { 0.0 };
+                        for (x, y) in c.iter().zip(&want) {
+                            assert!((x - (y + extra)).abs() < 1e-3, "{m}x{k}x{n}: {x} vs {y}");
+                        }
+                    }
+                }
+            }
+        }
+        let (m, k, n) = (40, 36, 50);
+        let at = bf16_values(k * m, 3);
+        let b = bf16_values(k * n, 4);
+        let av = MatRef::row_major(&at, k, m, m).t();
+        let bv = MatRef::row_major(&b, k, n, n);
+        let want = naive(&av, &bv);
+        let mut c = vec![7f32; m * (n + 3)];
+        kernel(
+            MatMut::new(&mut c, m, n, n + 3),
+            av,
+            bv,
+            false,
+            Threads::All,
+        );
+        for i in 0..m {
+            for j in 0..n {
+                assert!((c[i * (n + 3) + j] - want[i * n + j]).abs() < 1e-3);
+            }
+            assert_eq!(&c[i * (n + 3) + n..(i + 1) * (n + 3)], &[7.0; 3]);
+        }
     }
 
     #[test]

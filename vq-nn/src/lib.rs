@@ -45,6 +45,7 @@ mod adamw;
 mod allocator;
 mod amx;
 mod attention;
+mod avx512_bf16;
 mod compute_dtype;
 mod conv2d;
 mod device;
