@@ -21,6 +21,7 @@
 
 use half::bf16;
 
+use crate::block_tasks::{BlockOut, for_each_task, pack_panels};
 use crate::gemm::{MatMut, MatRef, Threads};
 
 /// Whether this process can run [`gemm_bf16`]: an x86-64 Linux CPU with AMX-TILE and
@@ -51,7 +52,6 @@ pub(crate) fn gemm_bf16(
     accumulate: bool,
     threads: Threads,
 ) {
-    use rayon::prelude::*;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let ksteps = k.div_ceil(BLOCK);
     let (mp, np) = (m.div_ceil(BLOCK), n.div_ceil(BLOCK));
@@ -59,40 +59,23 @@ pub(crate) fn gemm_bf16(
     let parallel = threads == Threads::All && candle_core::utils::get_num_threads() > 1;
     let mut ap = vec![0u16; mp * panel];
     let mut bp = vec![0u16; np * panel];
-    if parallel {
-        ap.par_chunks_mut(panel)
-            .enumerate()
-            .for_each(|(i, out)| pack_a(&a, i, ksteps, out));
-        bp.par_chunks_mut(panel)
-            .enumerate()
-            .for_each(|(j, out)| pack_b(&b, j, ksteps, out));
-    } else {
-        for (i, out) in ap.chunks_mut(panel).enumerate() {
-            pack_a(&a, i, ksteps, out);
-        }
-        for (j, out) in bp.chunks_mut(panel).enumerate() {
-            pack_b(&b, j, ksteps, out);
-        }
-    }
-    // Tasks: blocks of `C` rows whose packed `A` fits the L2 budget, by `N_TASK` columns.
-    let m_task = (A_BLOCK_BYTES / (panel * 2)).max(1);
-    let n_task = N_TASK / BLOCK;
-    let tasks: Vec<(usize, usize)> = (0..mp.div_ceil(m_task))
-        .flat_map(|i| (0..np.div_ceil(n_task)).map(move |j| (i, j)))
-        .collect();
-    let out = Out {
+    pack_panels(&mut ap, panel, parallel, |i, out| {
+        pack_a(&a, i, ksteps, out)
+    });
+    pack_panels(&mut bp, panel, parallel, |j, out| {
+        pack_b(&b, j, ksteps, out)
+    });
+    let out = BlockOut {
         ptr: c.ptr_mut(),
         rows: m,
         cols: n,
         rs: c.rs,
     };
-    let run = |&(ti, tj): &(usize, usize)| {
+    // Tasks: blocks of `C` rows whose packed `A` fits the L2 budget, by `N_TASK` columns.
+    let m_task = (A_BLOCK_BYTES / (panel * 2)).max(1);
+    for_each_task(mp, np, m_task, N_TASK / BLOCK, parallel, |is, js| {
         let _tiles = imp::Tiles::configure();
         let mut scratch = [0f32; BLOCK * BLOCK];
-        let (js, is) = (
-            tj * n_task..((tj + 1) * n_task).min(np),
-            ti * m_task..((ti + 1) * m_task).min(mp),
-        );
         // `k` in slices of `K_SLICE` steps (slicing it finer, so that a `B` panel's slice
         // stays in the L1 cache, was slower: 725 against 913 GFLOP/s at 256).
         for s0 in (0..ksteps).step_by(K_SLICE) {
@@ -107,24 +90,8 @@ pub(crate) fn gemm_bf16(
                 }
             }
         }
-    };
-    if parallel {
-        tasks.par_iter().for_each(run);
-    } else {
-        tasks.iter().for_each(run);
-    }
+    });
 }
-
-/// The output view, shareable across tasks that write disjoint blocks.
-struct Out {
-    ptr: *mut f32,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-}
-
-// SAFETY: tasks write disjoint blocks (see `gemm_bf16`).
-unsafe impl Sync for Out {}
 
 /// Steps `steps` of one 32 × 32 block `(i, j)` of `C`: loads it (or zeros, on the first slice
 /// when not accumulating), accumulates, stores. Edge blocks (partial rows or columns) run
@@ -135,7 +102,7 @@ unsafe impl Sync for Out {}
 /// [`imp::Tiles`] must be loaded on this thread.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
-    out: &Out,
+    out: &BlockOut,
     i: usize,
     j: usize,
     a: &[u16],

@@ -20,6 +20,7 @@
 
 use half::bf16;
 
+use crate::block_tasks::{BlockOut, for_each_task, pack_panels};
 use crate::gemm::{MatMut, MatRef, Threads};
 
 /// Whether this CPU runs [`gemm_bf16`]: x86-64 with AVX-512F and AVX-512-BF16. Checked once.
@@ -57,7 +58,6 @@ pub(crate) fn gemm_bf16(
     accumulate: bool,
     threads: Threads,
 ) {
-    use rayon::prelude::*;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let pairs = k.div_ceil(2);
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
@@ -75,34 +75,16 @@ pub(crate) fn gemm_bf16(
     let parallel = threads == Threads::All && candle_core::utils::get_num_threads() > 1;
     let mut ap = vec![0u16; mp * a_panel];
     let mut bp = vec![0u16; np * b_panel];
-    if parallel {
-        ap.par_chunks_mut(a_panel)
-            .enumerate()
-            .for_each(|(i, out)| pack_a(&a, i, out));
-        bp.par_chunks_mut(b_panel)
-            .enumerate()
-            .for_each(|(j, out)| pack_b(&b, j, out));
-    } else {
-        for (i, out) in ap.chunks_mut(a_panel).enumerate() {
-            pack_a(&a, i, out);
-        }
-        for (j, out) in bp.chunks_mut(b_panel).enumerate() {
-            pack_b(&b, j, out);
-        }
-    }
-    let tasks: Vec<(usize, usize)> = (0..mp.div_ceil(M_TASK))
-        .flat_map(|i| (0..np.div_ceil(N_TASK)).map(move |j| (i, j)))
-        .collect();
-    let out = Out {
+    pack_panels(&mut ap, a_panel, parallel, |i, out| pack_a(&a, i, out));
+    pack_panels(&mut bp, b_panel, parallel, |j, out| pack_b(&b, j, out));
+    let out = BlockOut {
         ptr: c.ptr_mut(),
         rows: m,
         cols: n,
         rs: c.rs,
     };
-    let run = |&(ti, tj): &(usize, usize)| {
+    for_each_task(mp, np, M_TASK, N_TASK, parallel, |is, js| {
         let mut scratch = [0f32; MR * NR];
-        let is = ti * M_TASK..((ti + 1) * M_TASK).min(mp);
-        let js = tj * N_TASK..((tj + 1) * N_TASK).min(np);
         for p0 in (0..pairs).step_by(KC) {
             let p1 = (p0 + KC).min(pairs);
             for j in js.clone() {
@@ -116,24 +98,8 @@ pub(crate) fn gemm_bf16(
                 }
             }
         }
-    };
-    if parallel {
-        tasks.par_iter().for_each(run);
-    } else {
-        tasks.iter().for_each(run);
-    }
+    });
 }
-
-/// The output view, shareable across tasks that write disjoint blocks.
-struct Out {
-    ptr: *mut f32,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-}
-
-// SAFETY: tasks write disjoint blocks (see `gemm_bf16`).
-unsafe impl Sync for Out {}
 
 /// Pairs `pairs` of one `MR × NR` block `(i, j)` of `C`, added to the block's current value when
 /// `load`, else written over it. Edge blocks go through `scratch`.
@@ -143,7 +109,7 @@ unsafe impl Sync for Out {}
 /// pairs; the CPU must have AVX-512-BF16.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block(
-    out: &Out,
+    out: &BlockOut,
     i: usize,
     j: usize,
     a: &[u16],

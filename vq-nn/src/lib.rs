@@ -46,6 +46,7 @@ mod allocator;
 mod amx;
 mod attention;
 mod avx512_bf16;
+mod block_tasks;
 mod compute_dtype;
 mod conv2d;
 mod device;
