@@ -14,7 +14,7 @@
 //! (lane `j` holds `B[2p][j], B[2p + 1][j]`), broadcasts each row's pair `A[r][2p], A[r][2p + 1]`
 //! as one 32-bit value, and issues 24 `VDPBF16PS`. Each call packs `A` into row panels of 12
 //! and `B` into column panels of 32, zero-padded (zeros add nothing to the dot products), then
-//! walks blocks of `C` in parallel: `k` in slices whose `B` panel stays in the L1 cache, the
+//! walks blocks of `C` in parallel: `k` in slices whose `B` panel fills the L1 cache, the
 //! block's `A` rows in the L2 cache. Partial blocks at the edges of `C` go through a scratch
 //! buffer.
 
@@ -43,11 +43,14 @@ pub(crate) fn available() -> bool {
 const MR: usize = 12;
 /// Columns of the `C` block one micro-kernel call computes (two 16-lane registers).
 const NR: usize = 32;
-/// Pairs of `k` per slice: a `B` panel's slice is `KC · NR · 4` bytes = 16 KiB, half the L1.
-const KC: usize = 128;
-/// Row panels of `A` per task: 32 × 12 rows × `KC` pairs × 4 bytes = 192 KiB of the L2.
+/// Pairs of `k` per slice: a `B` panel's slice is `KC · NR · 4` bytes = 32 KiB. On the
+/// transformer's `(2048, 1408) × (1408, 5632)` product (2-core Zen 4 EPYC, one run, medians of
+/// 10): 128 pairs 340-341 GFLOP/s, **256 369-378**, 512 357-378, 1024 376; 64 331.
+const KC: usize = 256;
+/// Row panels of `A` per task: 32 × 12 rows × `KC` pairs × 4 bytes = 384 KiB of the L2 (16
+/// and 64 were no faster, 315-357 and 325 GFLOP/s in the same sweep).
 const M_TASK: usize = 32;
-/// Column panels of `B` per task (256 columns).
+/// Column panels of `B` per task (256 columns; 4 and 16 gave 350-351 and 331 GFLOP/s).
 const N_TASK: usize = 8;
 
 /// `c ← [c +] a·b`; `a` and `b` any strided views. Callers check [`available`] first.
