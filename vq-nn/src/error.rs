@@ -93,6 +93,16 @@ pub enum Error {
         /// Flat index of the first one.
         first: usize,
     },
+    /// A weight cannot be quantised to 8 bits.
+    #[error("int8 quantisation of a {rows}x{cols} weight: {reason}")]
+    Quantisation {
+        /// Output features of the weight.
+        rows: usize,
+        /// Input features of the weight.
+        cols: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A device name could not be parsed or the device is not available in this build.
     #[error("device {name:?}: {reason}")]
     Device {

@@ -6,16 +6,20 @@
 //! the GEMM accumulates into it, so neither the bias nor a residual connection costs a pass of
 //! its own; [`Linear::forward_approx_gelu`] applies the activation in place. bf16 weights use
 //! MKL's bf16 GEMM (f32 accumulation) in `mkl` builds on CPUs with AVX-512-BF16 or AMX, and are
-//! widened to f32 per call elsewhere. Every other case (training, accelerators, f16) is
-//! candle's matmul.
+//! widened to f32 per call elsewhere. [`Linear::to_int8`] gives a layer whose fused path
+//! multiplies 8-bit weights by activations quantised per token ([`Int8Weight`]). Every other
+//! case (training, accelerators, f16) is candle's matmul, with the stored weights.
 
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Init, VarBuilder};
 use half::bf16;
 
+use std::sync::Arc;
+
 use crate::functional::cast;
 use crate::gemm::{MatMut, MatRef, Threads, gemm_bf16, sgemm};
 use crate::host::{no_grad, on_cpu, tensor, with_slice};
+use crate::int8_weight::Int8Weight;
 use crate::{Result, simd};
 
 /// A fully connected layer.
@@ -23,6 +27,8 @@ use crate::{Result, simd};
 pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
+    /// The weight in 8 bits, used by the fused CPU path when present.
+    int8: Option<Arc<Int8Weight>>,
 }
 
 /// What is added to `x Wᵀ` on the fused path.
@@ -65,12 +71,61 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            int8: None,
+        })
     }
 
     /// A layer from its tensors: `weight` `(out, in)`, `bias` `(out)`.
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            int8: None,
+        }
+    }
+
+    /// This layer with its weight quantised to 8 bits per output channel: on the fused CPU
+    /// inference path, `x Wᵀ` becomes the integer product of [`Int8Weight`] (activations
+    /// quantised per token at each call). The stored weight is kept for every other path (and
+    /// for [`Linear::weight`]). Errors when the weight is not on the CPU, tracks gradients, or
+    /// holds NaN or ±∞.
+    ///
+    /// ```
+    /// use candle_core::{Device, Module, Tensor};
+    /// let w = Tensor::randn(0f32, 0.1, (64, 32), &Device::Cpu)?;
+    /// let layer = vq_nn::Linear::from_tensors(w, None);
+    /// let x = Tensor::randn(0f32, 1.0, (5, 32), &Device::Cpu)?;
+    /// let exact = layer.forward(&x)?;
+    /// let y = layer.to_int8()?.forward(&x)?;
+    /// let err = (y - &exact)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    /// assert!(err < 0.05 * exact.abs()?.max_all()?.to_scalar::<f32>()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_int8(&self) -> Result<Self> {
+        let (out_dim, in_dim) = self.dims();
+        if !on_cpu(&self.weight) || !no_grad(&[&self.weight]) {
+            return Err(crate::Error::Unsupported {
+                op: "8-bit quantisation",
+                device: format!("{:?}", self.weight.device().location()),
+                reason: format!(
+                    "the {out_dim}x{in_dim} weight must be on the CPU and not trainable"
+                ),
+            });
+        }
+        let w = cast(&self.weight, DType::F32)?;
+        let q = with_slice::<f32, _>(&w, |w| Int8Weight::quantize(w, out_dim, in_dim))??;
+        Ok(Self {
+            int8: Some(Arc::new(q)),
+            ..self.clone()
+        })
+    }
+
+    /// The 8-bit weight of a layer made by [`Linear::to_int8`].
+    pub fn int8_weight(&self) -> Option<&Int8Weight> {
+        self.int8.as_deref()
     }
 
     /// The `(out, in)` weight.
@@ -106,7 +161,10 @@ impl Linear {
     /// bf16 when its weight is bf16 and the backend multiplies bf16 natively, f32 otherwise.
     /// A layer feeding it (a norm, an activation) can produce that dtype directly.
     pub fn input_dtype(&self) -> DType {
-        if self.weight.dtype() == DType::BF16 && on_cpu(&self.weight) && crate::gemm::native_bf16()
+        if self.int8.is_none()
+            && self.weight.dtype() == DType::BF16
+            && on_cpu(&self.weight)
+            && crate::gemm::native_bf16()
         {
             DType::BF16
         } else {
@@ -195,7 +253,10 @@ impl Linear {
             (None, None) => {}
         }
         let c = MatMut::new(&mut out, rows, out_dim, out_dim);
-        if self.input_dtype() == DType::BF16 {
+        if let Some(q) = &self.int8 {
+            let x = cast(x, DType::F32)?;
+            with_slice::<f32, _>(&x, |xs| q.matmul(c, xs, rows, accumulate, Threads::All))?;
+        } else if self.input_dtype() == DType::BF16 {
             let wb = &self.weight;
             let gemm = |xb: &[bf16]| {
                 with_slice::<bf16, _>(wb, |w| {
@@ -332,6 +393,51 @@ mod tests {
             .matmul(&w.to_dtype(DType::F64).unwrap().t().unwrap())
             .unwrap();
         assert!(max_diff(&lin2.forward(&xt).unwrap(), &want2) < 1e-5);
+    }
+
+    #[test]
+    fn int8_layers_compute_the_quantised_product_with_every_epilogue() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 19, 40), &dev).unwrap();
+        let w = Tensor::randn(0f32, 0.2, (23, 40), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.2, 23, &dev).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (2, 19, 23), &dev).unwrap();
+        for weight in [w.clone(), w.to_dtype(DType::BF16).unwrap()] {
+            let lin = Linear::from_tensors(weight, Some(b.clone()));
+            let q = lin.to_int8().unwrap();
+            assert_eq!(q.int8_weight().unwrap().dims(), (23, 40));
+            assert_eq!(q.input_dtype(), DType::F32);
+            // The product of the dequantised weight and the per-row quantised input.
+            let wd =
+                Tensor::from_vec(q.int8_weight().unwrap().dequantize(), (23, 40), &dev).unwrap();
+            let want = reference(&x, &wd, &b);
+            let step = x
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                / 127.0;
+            // Each input rounds by at most half a step: |Δy| ≤ ½ step · Σ|w|.
+            let bound = 0.5 * step as f64 * 40.0 * 0.2 * 4.0;
+            assert!(max_diff(&q.forward(&x).unwrap(), &want) < bound);
+            let with_r = (want.clone() + r.to_dtype(DType::F64).unwrap()).unwrap();
+            assert!(max_diff(&q.forward_residual(&x, &r).unwrap(), &with_r) < bound);
+            let g = q.forward_approx_gelu(&x, false).unwrap();
+            let exact_g = lin.forward_approx_gelu(&x, false).unwrap();
+            assert!(max_diff(&g, &exact_g) < 2.0 * bound);
+        }
+        // Trainable weights are refused, by name of the cause.
+        let v = Var::randn(0f32, 0.2, (5, 4), &dev).unwrap();
+        let err = Linear::from_tensors(v.as_tensor().clone(), None)
+            .to_int8()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("5x4") && err.contains("not trainable"),
+            "{err}"
+        );
     }
 
     #[test]

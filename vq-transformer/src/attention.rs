@@ -91,6 +91,22 @@ impl Attention {
         })
     }
 
+    /// This module with its four projections in 8 bits ([`Linear::to_int8`]).
+    pub fn to_int8(&self) -> Result<Self> {
+        Ok(Self {
+            to_q: self.to_q.to_int8()?,
+            to_k: self.to_k.to_int8()?,
+            to_v: self.to_v.to_int8()?,
+            to_out: self.to_out.to_int8()?,
+            ..self.clone()
+        })
+    }
+
+    /// Whether [`Attention::to_int8`] made this module.
+    pub fn has_int8_weights(&self) -> bool {
+        self.to_q.int8_weight().is_some()
+    }
+
     /// Keys and values of `context` `(B, L, context_dim)`.
     pub fn key_value(&self, context: &Tensor) -> Result<KeyValue> {
         Ok(KeyValue {

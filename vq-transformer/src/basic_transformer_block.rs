@@ -128,6 +128,22 @@ impl BasicTransformerBlock {
         })
     }
 
+    /// This block with its attention and feed-forward projections in 8 bits (the norms and
+    /// their AdaLN projections keep their precision).
+    pub fn to_int8(&self) -> Result<Self> {
+        Ok(Self {
+            attn1: self.attn1.to_int8()?,
+            attn2: self.attn2.as_ref().map(Attention::to_int8).transpose()?,
+            ff: self.ff.to_int8()?,
+            ..self.clone()
+        })
+    }
+
+    /// Whether [`BasicTransformerBlock::to_int8`] made this block.
+    pub fn has_int8_weights(&self) -> bool {
+        self.attn1.has_int8_weights()
+    }
+
     /// The cross-attention module, if the block has one.
     pub fn attn2(&self) -> Option<&Attention> {
         self.attn2.as_ref()

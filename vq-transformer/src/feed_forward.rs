@@ -39,6 +39,15 @@ impl FeedForward {
         })
     }
 
+    /// This module with both projections in 8 bits ([`Linear::to_int8`]).
+    pub fn to_int8(&self) -> Result<Self> {
+        Ok(Self {
+            proj: self.proj.to_int8()?,
+            out: self.out.to_int8()?,
+            ..self.clone()
+        })
+    }
+
     /// The activation module `net.0` (projection included).
     fn activate(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if self.activation == Activation::ApproximateGelu {

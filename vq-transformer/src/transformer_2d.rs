@@ -89,6 +89,35 @@ impl Transformer2DModel {
         self
     }
 
+    /// Quantises the projections of every block's attention and feed-forward to 8 bits per
+    /// output channel ([`vq_nn::Int8Weight`]; activations are quantised per token at each
+    /// call). They are then multiplied as integers on the CPU's inference path (by
+    /// AVX-512-VNNI where the CPU has it). The embedding, the norms and the output head keep
+    /// their precision. Errors when the weights are not on the CPU or are trainable.
+    ///
+    /// ```no_run
+    /// # use candle_core::{DType, Device};
+    /// # use vq_transformer::Transformer2DModel;
+    /// let model = Transformer2DModel::from_pretrained("models/shape-world", DType::F32, &Device::Cpu)?
+    ///     .with_int8_weights()?;
+    /// # Ok::<(), vq_transformer::Error>(())
+    /// ```
+    pub fn with_int8_weights(mut self) -> Result<Self> {
+        self.transformer_blocks = self
+            .transformer_blocks
+            .iter()
+            .map(BasicTransformerBlock::to_int8)
+            .collect::<Result<_>>()?;
+        Ok(self)
+    }
+
+    /// Whether [`Transformer2DModel::with_int8_weights`] quantised this model.
+    pub fn has_int8_weights(&self) -> bool {
+        self.transformer_blocks
+            .iter()
+            .any(BasicTransformerBlock::has_int8_weights)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Transformer2DConfig {
         &self.config

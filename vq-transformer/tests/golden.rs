@@ -118,6 +118,32 @@ fn half_precision_storage_stays_close() {
     }
 }
 
+/// 8-bit weights and activations (`with_int8_weights`) against diffusers' f32 outputs at every
+/// fixture timestep: the worst |Δ log p| is printed (docs/performance.md records it) and
+/// bounded like bf16 storage's.
+#[test]
+fn int8_weights_stay_close() {
+    let mut worst = 0f32;
+    for pipeline in PIPELINES {
+        let m = model(pipeline, DType::F32).with_int8_weights().unwrap();
+        assert!(m.has_int8_weights());
+        let r = reference(pipeline);
+        let x_t = r.tensor("transformer.x_t").unwrap();
+        let states = r.tensor("transformer.encoder_hidden_states").unwrap();
+        for t in fixture_timesteps(pipeline) {
+            let got = m.forward(&x_t, t, &states).unwrap();
+            let want = r.f32s(&format!("transformer.t{t}.log_p_x_0")).unwrap();
+            worst = worst.max(assert_close(
+                &format!("int8 {pipeline} t={t}"),
+                &values(&got),
+                &want,
+                0.15,
+            ));
+        }
+    }
+    println!("int8: max |Δ log p| over all fixture timesteps: {worst:.3e}");
+}
+
 /// Every denoising step of the recorded pipelines: the batched `[uncond; cond]` transformer
 /// output and the guided log-probabilities (guidance scale 3), from the recorded tokens.
 #[test]

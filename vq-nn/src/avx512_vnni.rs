@@ -1,0 +1,184 @@
+//! An 8-bit GEMM on AVX-512-VNNI vector registers: `C ← [C +] diag(s_a) · (A·B − o) · diag(s_b)`
+//! with unsigned 8-bit `A`, signed 8-bit `B`, exact 32-bit integer accumulation and an f32
+//! output, by `VPDPBUSD` (Intel 64 and IA-32 Architectures Software Developer's Manual, vol. 2,
+//! `VPDPBUSD`: each 32-bit lane gains the dot product of four unsigned bytes of one source with
+//! four signed bytes of the other, without saturation).
+//!
+//! It is the kernel of [`crate::Int8Weight`] (per-channel 8-bit weights, per-token 8-bit
+//! activations shifted by 128 to make them unsigned; `o` removes the shift). CPUs: Intel from
+//! Cascade Lake on (Ice Lake, Sapphire Rapids), AMD Zen 4 and Zen 5.
+//!
+//! Layout: the register blocking of `avx512_bf16.rs` with `k` counted in quads. A micro-kernel
+//! holds a 12 × 32 block of 32-bit sums in 24 registers; for each quad `q` of `k` it loads `B`'s
+//! 32 columns as two registers (lane `j` holds `B[4q..4q+4][j]`), broadcasts each row's quad of
+//! `A` as one 32-bit value, and issues 24 `VPDPBUSD`. `B` is packed once, when the weight is
+//! quantised ([`pack_b`]); `A` is packed by each call. Each task of `C` blocks keeps its integer
+//! sums in a buffer of its own across the slices of `k`, then scales them into `C` once.
+//! Overflow cannot happen: |sum| ≤ 255 · 127 · k < 2³¹ for k < 66 000.
+
+use crate::block_tasks::{BlockOut, for_each_task};
+
+/// Whether this CPU runs [`gemm_u8i8`]: x86-64 with AVX-512F and AVX-512-VNNI. Checked once.
+pub(crate) fn available() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// Rows of the `C` block one micro-kernel call computes.
+pub(crate) const MR: usize = 12;
+/// Columns of the `C` block one micro-kernel call computes (two 16-lane registers).
+pub(crate) const NR: usize = 32;
+/// Quads of `k` per slice: a `B` panel's slice is `KC · NR · 4` bytes = 32 KiB, the L1 data
+/// cache of the CPUs above.
+const KC: usize = 256;
+/// Row panels of `A` per task.
+const M_TASK: usize = 32;
+/// Column panels of `B` per task.
+const N_TASK: usize = 8;
+
+/// The right operand, packed: `panels` column panels of [`NR`] columns, each `quads × NR` words
+/// of four signed bytes (`B[4q..4q+4][col]`), zero-padded.
+pub(crate) struct PackedB<'a> {
+    pub words: &'a [u32],
+    pub quads: usize,
+    pub cols: usize,
+    /// Per column, the scale of its values.
+    pub scales: &'a [f32],
+    /// Per column, the integer subtracted from its sums.
+    pub offsets: &'a [i32],
+}
+
+/// The left operand, packed: `rows.div_ceil(MR)` row panels, each `quads × MR` words of four
+/// unsigned bytes (`A[row][4q..4q+4]`), zero-padded, and a scale per row.
+pub(crate) struct PackedA<'a> {
+    pub words: &'a [u32],
+    pub rows: usize,
+    pub scales: &'a [f32],
+}
+
+/// Packs the `(cols, k)` row-major signed bytes `w` (one row per column of `B`) as [`PackedB`]'s
+/// words.
+pub(crate) fn pack_b(w: &[i8], cols: usize, k: usize) -> Vec<u32> {
+    let quads = k.div_ceil(4);
+    let mut words = vec![0u32; cols.div_ceil(NR) * quads * NR];
+    for col in 0..cols {
+        let (panel, c) = (col / NR, col % NR);
+        let row = &w[col * k..(col + 1) * k];
+        for (q, chunk) in row.chunks(4).enumerate() {
+            let mut bytes = [0u8; 4];
+            for (b, &v) in bytes.iter_mut().zip(chunk) {
+                *b = v as u8;
+            }
+            words[(panel * quads + q) * NR + c] = u32::from_le_bytes(bytes);
+        }
+    }
+    words
+}
+
+/// `c ← [c +] diag(a.scales) · (A·B − offsets) · diag(b.scales)`. Callers check [`available`].
+pub(crate) fn gemm_u8i8(c: &BlockOut, a: &PackedA, b: &PackedB, accumulate: bool, parallel: bool) {
+    let (m, n, quads) = (a.rows, b.cols, b.quads);
+    assert!(c.rows == m && c.cols == n, "int8 GEMM: output shape");
+    let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+    for_each_task(mp, np, M_TASK, N_TASK, parallel, |is, js| {
+        let block = MR * NR;
+        let mut sums = vec![0i32; is.len() * js.len() * block];
+        for q0 in (0..quads).step_by(KC) {
+            let q1 = (q0 + KC).min(quads);
+            for (jj, j) in js.clone().enumerate() {
+                let bj = &b.words[(j * quads + q0) * NR..];
+                for (ii, i) in is.clone().enumerate() {
+                    let ai = &a.words[(i * quads + q0) * MR..];
+                    let s = &mut sums[(ii * js.len() + jj) * block..][..block];
+                    // SAFETY: the panels hold `quads` quads from their starts; `s` holds a
+                    // block; the CPU has AVX-512-VNNI (checked by the caller).
+                    unsafe { imp::kernel(ai.as_ptr(), bj.as_ptr(), q1 - q0, s, q0 > 0) };
+                }
+            }
+        }
+        for (ii, i) in is.clone().enumerate() {
+            for (jj, j) in js.clone().enumerate() {
+                let s = &sums[(ii * js.len() + jj) * block..][..block];
+                let (r0, c0) = (i * MR, j * NR);
+                let cols = NR.min(n - c0);
+                for r in 0..MR.min(m - r0) {
+                    let sa = a.scales[r0 + r];
+                    // SAFETY: row `r0 + r`, columns `c0 .. c0 + cols` are inside the view and
+                    // belong to this task's blocks alone.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(c.ptr.add((r0 + r) * c.rs + c0), cols)
+                    };
+                    let row = &s[r * NR..r * NR + cols];
+                    let (sb, ob) = (&b.scales[c0..c0 + cols], &b.offsets[c0..c0 + cols]);
+                    for (((o, &v), &sb), &ob) in out.iter_mut().zip(row).zip(sb).zip(ob) {
+                        let y = sa * sb * (v - ob) as f32;
+                        *o = if accumulate { *o + y } else { y };
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    //! The micro-kernel, in AVX-512 intrinsics.
+
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// `s[MR × NR] ← [s +] a·b` over `quads` quads of `k`: `a` holds `MR` words per step, `b`
+    /// `NR` words (two registers) per step.
+    ///
+    /// # Safety
+    /// `a` and `b` must hold `quads` steps; the CPU must have AVX-512F and AVX-512-VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn kernel(a: *const u32, b: *const u32, quads: usize, s: &mut [i32], load: bool) {
+        assert!(s.len() >= MR * NR);
+        let c = s.as_mut_ptr();
+        let mut acc = [[_mm512_setzero_si512(); 2]; MR];
+        // SAFETY (whole body): per the contract, every address below is inside `a`, `b` or `s`.
+        unsafe {
+            if load {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm512_loadu_si512(c.add(r * NR).cast());
+                    row[1] = _mm512_loadu_si512(c.add(r * NR + 16).cast());
+                }
+            }
+            for q in 0..quads {
+                let bq = b.add(q * NR);
+                let b0 = _mm512_loadu_si512(bq.cast());
+                let b1 = _mm512_loadu_si512(bq.add(16).cast());
+                let aq = a.add(q * MR);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_epi32(*aq.add(r) as i32);
+                    row[0] = _mm512_dpbusd_epi32(row[0], av, b0);
+                    row[1] = _mm512_dpbusd_epi32(row[1], av, b1);
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                _mm512_storeu_si512(c.add(r * NR).cast(), row[0]);
+                _mm512_storeu_si512(c.add(r * NR + 16).cast(), row[1]);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod imp {
+    //! No AVX-512 outside x86-64: [`super::available`] is false and nothing below runs.
+
+    pub unsafe fn kernel(_: *const u32, _: *const u32, _: usize, _: &mut [i32], _: bool) {
+        unreachable!("AVX-512-VNNI is not available on this target")
+    }
+}
