@@ -33,7 +33,20 @@ def timed(warmup, reps, f):
 
 
 def dtype_of(variant):
-    return {"f32": torch.float32, "bf16": torch.bfloat16}[variant]
+    return {"f32": torch.float32, "bf16": torch.bfloat16, "int8": torch.float32}[variant]
+
+
+def quantised(model, names):
+    """`model` with the `nn.Linear` modules in `names` dynamically quantised to int8, weights
+    per output channel (torch.ao's `quantize_dynamic`, fbgemm/x86 engine): the scheme of ours,
+    except that torch quantises each activation tensor as a whole, ours per token."""
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8)
 
 
 def truncate(log_p_x_0, rate):
@@ -53,6 +66,14 @@ def transformer(dirname, variant):
 
     model = Transformer2DModel.from_pretrained(os.path.join(dirname, "transformer")).eval()
     model = model.to(dtype_of(variant))
+    if variant == "int8":
+        # The projections of the blocks' attention and feed-forward, as with_int8_weights.
+        names = [
+            n
+            for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Linear) and n.startswith("transformer_blocks.") and (".attn" in n or ".ff." in n)
+        ]
+        model = quantised(model, names)
     inputs = load_file(os.path.join(dirname, "inputs.safetensors"))
     states = inputs["encoder_hidden_states"].to(dtype_of(variant))
     return model, inputs["x_t"].long(), states
@@ -63,6 +84,11 @@ def gemm(a):
     dtype = dtype_of(a.variant)
     w = (torch.randn(n, k) * 0.02).to(dtype)
     x = torch.randn(m, k).to(dtype)
+    if a.variant == "int8":
+        layer = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False))
+        layer[0].weight.data = w
+        layer = quantised(layer, ["0"])
+        return timed(2, a.reps, lambda: layer(x)), "torch.ao quantize_dynamic, qint8 per channel"
     return timed(2, a.reps, lambda: torch.nn.functional.linear(x, w)), f"computes {a.variant}"
 
 

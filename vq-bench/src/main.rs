@@ -40,13 +40,13 @@ struct ComponentDef {
 const COMPONENTS: &[ComponentDef] = &[
     ComponentDef {
         key: "gemm",
-        variants: &["f32", "bf16"],
+        variants: &["f32", "bf16", "int8"],
         heavy: false,
         run: gemm::product,
     },
     ComponentDef {
         key: "transformer-layer",
-        variants: &["f32", "bf16"],
+        variants: &["f32", "bf16", "int8"],
         heavy: false,
         run: transformer::layer,
     },

@@ -92,7 +92,8 @@ pub(crate) fn gemm_u8i8(c: &BlockOut, a: &PackedA, b: &PackedB, accumulate: bool
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
     for_each_task(mp, np, M_TASK, N_TASK, parallel, |is, js| {
         let block = MR * NR;
-        let mut sums = vec![0i32; is.len() * js.len() * block];
+        // SAFETY: the first slice of `k` writes every block without reading it.
+        let mut sums: Vec<i32> = unsafe { crate::host::uninit_vec(is.len() * js.len() * block) };
         for q0 in (0..quads).step_by(KC) {
             let q1 = (q0 + KC).min(quads);
             for (jj, j) in js.clone().enumerate() {
@@ -130,12 +131,80 @@ pub(crate) fn gemm_u8i8(c: &BlockOut, a: &PackedA, b: &PackedB, accumulate: bool
     });
 }
 
+/// Quantises and packs row panel `i` of the row-major `(rows, k)` activations `x` as
+/// [`PackedA`]'s words (`words`, one panel) and scales (`scales`, [`MR`] of them): per row
+/// `s = max|x_r| / 127` (NaN when the row holds NaN or ±∞), bytes `round(x / s) + 128`, rounded
+/// to nearest even and clamped to `[1, 255]`. Callers check [`available`].
+pub(crate) fn pack_a(x: &[f32], k: usize, rows: usize, i: usize, words: &mut [u32], scales: &mut [f32]) {
+    let r0 = i * MR;
+    let quads = k.div_ceil(4);
+    assert!(words.len() >= quads * MR && scales.len() >= MR);
+    for r in 0..MR.min(rows - r0) {
+        let row = &x[(r0 + r) * k..(r0 + r + 1) * k];
+        // SAFETY: `row` holds `k` values; `words[r..]` holds `quads` words at stride `MR`; the
+        // CPU has AVX-512F (checked by the caller).
+        scales[r] = unsafe { imp::quantise_row(row.as_ptr(), k, words[r..].as_mut_ptr(), MR) };
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod imp {
-    //! The micro-kernel, in AVX-512 intrinsics.
+    //! The micro-kernel and the activations' quantisation, in AVX-512 intrinsics.
 
     use super::{MR, NR};
     use std::arch::x86_64::*;
+
+    /// Quantises the `k` values at `row` (see [`super::pack_a`]) into `k.div_ceil(4)` words at
+    /// `out`, `out + stride`, …; returns the row's scale.
+    ///
+    /// # Safety
+    /// `row` must hold `k` values and `out` `k.div_ceil(4)` words at `stride`; the CPU must have
+    /// AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn quantise_row(row: *const f32, k: usize, out: *mut u32, stride: usize) -> f32 {
+        let mask = |j: usize| -> __mmask16 {
+            let left = k - j;
+            if left >= 16 { 0xffff } else { (1u32 << left) as u16 - 1 }
+        };
+        // SAFETY (whole body): the masked loads read inside `row`; the stores write the
+        // `k.div_ceil(4)` words of `out`.
+        unsafe {
+            let mut max = _mm512_setzero_ps();
+            let mut finite: __mmask16 = 0xffff;
+            let limit = _mm512_set1_ps(f32::INFINITY);
+            for j in (0..k).step_by(16) {
+                let m = mask(j);
+                let a = _mm512_abs_ps(_mm512_maskz_loadu_ps(m, row.add(j)));
+                // Lanes past the end read 0, which is finite.
+                finite &= _mm512_cmp_ps_mask::<_CMP_LT_OQ>(a, limit);
+                max = _mm512_max_ps(max, a);
+            }
+            let max = _mm512_reduce_max_ps(max);
+            if finite != 0xffff {
+                // NaN outputs through the scale; the bytes are not read for anything else.
+                for q in 0..k.div_ceil(4) {
+                    *out.add(q * stride) = 0x8080_8080;
+                }
+                return f32::NAN;
+            }
+            let scale = max / 127.0;
+            let inv = _mm512_set1_ps(if scale > 0.0 { 1.0 / scale } else { 0.0 });
+            let (lo, hi) = (_mm512_set1_ps(-127.0), _mm512_set1_ps(127.0));
+            let offset = _mm512_set1_epi32(128);
+            for j in (0..k).step_by(16) {
+                let v = _mm512_maskz_loadu_ps(mask(j), row.add(j));
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
+                // The default rounding mode: to nearest, ties to even.
+                let q = _mm512_add_epi32(_mm512_cvtps_epi32(y), offset);
+                let bytes: [u32; 4] = std::mem::transmute(_mm512_cvtepi32_epi8(q));
+                let first = j / 4;
+                for (w, &b) in bytes.iter().enumerate().take(k.div_ceil(4) - first) {
+                    *out.add((first + w) * stride) = b;
+                }
+            }
+            scale
+        }
+    }
 
     /// `s[MR × NR] ← [s +] a·b` over `quads` quads of `k`: `a` holds `MR` words per step, `b`
     /// `NR` words (two registers) per step.
@@ -180,5 +249,9 @@ mod imp {
 
     pub unsafe fn kernel(_: *const u32, _: *const u32, _: usize, _: &mut [i32], _: bool) {
         unreachable!("AVX-512-VNNI is not available on this target")
+    }
+
+    pub unsafe fn quantise_row(_: *const f32, _: usize, _: *mut u32, _: usize) -> f32 {
+        unreachable!("AVX-512 is not available on this target")
     }
 }

@@ -295,7 +295,7 @@ fn gemm_one_thread(c: MatMut, a: MatRef<f32>, b: MatRef<f32>, accumulate: bool) 
 /// Whether bf16 operands multiply natively (any build on a CPU with AMX-BF16 or AVX-512-BF16, by
 /// this crate's AMX or AVX-512 kernel; an `mkl` build there, by MKL); elsewhere bf16 weights are
 /// better widened once per call and multiplied with f32 activations.
-pub(crate) fn native_bf16() -> bool {
+pub fn native_bf16() -> bool {
     if crate::amx::available() || crate::avx512_bf16::available() {
         return true;
     }

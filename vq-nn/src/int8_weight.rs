@@ -18,9 +18,15 @@
 use rayon::prelude::*;
 
 use crate::avx512_vnni::{self, MR, NR, PackedA, PackedB};
-use crate::block_tasks::{BlockOut, pack_panels};
+use crate::block_tasks::BlockOut;
 use crate::gemm::{MatMut, MatRef, Threads, sgemm};
 use crate::{Error, Result};
+
+/// Whether [`Int8Weight`]'s products run as integers on this CPU (AVX-512-VNNI); elsewhere
+/// they are computed in f32 (same results to f32 rounding, at f32 speed).
+pub fn int8_native() -> bool {
+    avx512_vnni::available()
+}
 
 /// A `(out, in)` weight quantised to 8 bits per output channel, packed for the integer GEMM.
 #[derive(Debug, Clone)]
@@ -60,14 +66,11 @@ impl Int8Weight {
         let mut offsets = vec![0i32; out_dim];
         for (c, row) in w.chunks(in_dim.max(1)).take(out_dim).enumerate() {
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let (scale, inv) = if max > 0.0 {
-                (max / 127.0, 127.0 / max)
-            } else {
-                (0.0, 0.0)
-            };
+            let scale = max / 127.0;
+            let inv = inverse(scale);
             let qr = &mut q[c * in_dim..(c + 1) * in_dim];
             for (o, &v) in qr.iter_mut().zip(row) {
-                *o = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+                *o = quantise(v, inv) as i8;
             }
             scales[c] = scale;
             offsets[c] = 128 * qr.iter().map(|&v| v as i32).sum::<i32>();
@@ -142,7 +145,6 @@ impl Int8Weight {
         let k = self.in_dim;
         assert!(x.len() == rows * k && c.rows == rows && c.cols == self.out_dim);
         let parallel = threads == Threads::All && candle_core::utils::get_num_threads() > 1;
-        let scales = row_scales(x, k, parallel);
         let out = BlockOut {
             ptr: c.ptr_mut(),
             rows,
@@ -168,10 +170,19 @@ impl Int8Weight {
         if vnni {
             let quads = k.div_ceil(4);
             let panel = quads * MR;
-            let mut words = vec![0u32; rows.div_ceil(MR) * panel];
-            pack_panels(&mut words, panel, parallel, |i, out| {
-                pack_a(x, k, rows, &scales, i, out)
-            });
+            let panels = rows.div_ceil(MR);
+            let mut words = vec![0u32; panels * panel];
+            let mut scales = vec![0f32; panels * MR];
+            let pack = |(i, (w, s)): (usize, (&mut [u32], &mut [f32]))| {
+                avx512_vnni::pack_a(x, k, rows, i, w, s)
+            };
+            if parallel {
+                let it = words.par_chunks_mut(panel).zip(scales.par_chunks_mut(MR));
+                it.enumerate().for_each(pack);
+            } else {
+                let it = words.chunks_mut(panel).zip(scales.chunks_mut(MR));
+                it.enumerate().for_each(pack);
+            }
             let a = PackedA {
                 words: &words,
                 rows,
@@ -188,10 +199,11 @@ impl Int8Weight {
             return;
         }
         // The same integers, multiplied in f32.
+        let scales = row_scales(x, k, parallel);
         let p: Vec<f32> = x
             .chunks(k.max(1))
             .zip(&scales)
-            .flat_map(|(row, &s)| row.iter().map(move |&v| quantise(v, s) as f32))
+            .flat_map(|(row, &s)| row.iter().map(move |&v| quantise(v, inverse(s)) as f32))
             .collect();
         let q: Vec<f32> = self.integers().iter().map(|&v| v as f32).collect();
         let n = self.out_dim;
@@ -232,31 +244,19 @@ fn row_scales(x: &[f32], k: usize, parallel: bool) -> Vec<f32> {
     }
 }
 
-/// `round(v / s)` in `[−127, 127]`; 0 when `s` is 0 or NaN (the row's outputs are then 0 or NaN
-/// through its scale).
-fn quantise(v: f32, s: f32) -> i32 {
-    if s > 0.0 {
-        (v / s).round_ties_even().clamp(-127.0, 127.0) as i32
-    } else {
-        0
-    }
+/// `1 / s`, or 0 when the scale `s` is 0 or NaN (the row's outputs are then 0 or NaN through
+/// its scale).
+fn inverse(s: f32) -> f32 {
+    if s > 0.0 { 1.0 / s } else { 0.0 }
 }
 
-/// Packs rows `MR·i ..` of `x` as `PackedA`'s words: `p + 128` per byte, four consecutive `k`
-/// per word, zero-padded.
-fn pack_a(x: &[f32], k: usize, rows: usize, scales: &[f32], i: usize, out: &mut [u32]) {
-    let r0 = i * MR;
-    for r in 0..MR.min(rows - r0) {
-        let s = scales[r0 + r];
-        let row = &x[(r0 + r) * k..(r0 + r + 1) * k];
-        for (q, chunk) in row.chunks(4).enumerate() {
-            let mut bytes = [0u8; 4];
-            for (b, &v) in bytes.iter_mut().zip(chunk) {
-                *b = (quantise(v, s) + 128) as u8;
-            }
-            out[q * MR + r] = u32::from_le_bytes(bytes);
-        }
-    }
+/// `v · inv` rounded to the nearest integer (ties to even) in `[−127, 127]`; 0 for NaN. The
+/// rounding adds and subtracts 1.5 · 2²³, which leaves an f32 below 2²² in magnitude on the
+/// integer grid: unlike `round_ties_even` (a libm call), it vectorises.
+fn quantise(v: f32, inv: f32) -> i32 {
+    const SHIFT: f32 = 12_582_912.0;
+    let y = (v * inv).clamp(-127.0, 127.0);
+    ((y + SHIFT) - SHIFT) as i32
 }
 
 #[cfg(test)]
@@ -278,7 +278,7 @@ mod tests {
         for r in 0..rows {
             for c in 0..out {
                 let s: i64 = (0..k)
-                    .map(|j| quantise(x[r * k + j], sr[r]) as i64 * q[c * k + j] as i64)
+                    .map(|j| quantise(x[r * k + j], inverse(sr[r])) as i64 * q[c * k + j] as i64)
                     .sum();
                 y[r * out + c] = (sr[r] as f64 * sc[c] as f64 * s as f64) as f32;
             }
@@ -325,6 +325,17 @@ mod tests {
         if !avx512_vnni::available() {
             eprintln!("no AVX-512-VNNI on this machine: only the f32 path of int8 is tested here");
         }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even_and_clamped() {
+        for i in -600..=600 {
+            let v = i as f32 * 0.25 + 0.001 * (i % 3) as f32;
+            let want = v.round_ties_even().clamp(-127.0, 127.0) as i32;
+            assert_eq!(quantise(v, 1.0), want, "{v}");
+        }
+        assert_eq!(quantise(f32::NAN, 1.0), 0);
+        assert_eq!(quantise(f32::INFINITY, 0.0), 0);
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::{Options, measurement};
 /// Rows (batch 2 × 1024 tokens), input and output width.
 pub const SHAPE: (usize, usize, usize) = (2048, 1408, 5632);
 
-/// `x Wᵀ` with `W` stored as the variant's dtype.
+/// `x Wᵀ` with `W` stored as the variant's dtype, or (`int8`) quantised to 8 bits per output
+/// channel with the activations quantised per row at every call.
 pub fn product(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let (m, k, n) = SHAPE;
     let dtype = match variant {
@@ -21,6 +22,11 @@ pub fn product(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     };
     let weight = Tensor::randn(0f32, 0.02, (n, k), &o.device)?.to_dtype(dtype)?;
     let linear = Linear::from_tensors(weight, None);
+    let linear = if variant == "int8" {
+        linear.to_int8()?
+    } else {
+        linear
+    };
     let x = Tensor::randn(0f32, 1.0, (m, k), &o.device)?.to_dtype(linear.input_dtype())?;
     let seconds = time_reps(2, o.reps, || o.sync(&linear.forward(&x)?))?;
     Ok(measurement(
@@ -28,6 +34,9 @@ pub fn product(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
         variant,
         seconds,
         Some(2.0 * (m * k * n) as f64),
-        format!("{m}x{k} · {k}x{n}, activations {:?}", linear.input_dtype()),
+        match linear.int8_weight() {
+            Some(_) => format!("{m}x{k} · {k}x{n}, int8 weights and activations"),
+            None => format!("{m}x{k} · {k}x{n}, activations {:?}", linear.input_dtype()),
+        },
     ))
 }

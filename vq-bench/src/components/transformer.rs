@@ -114,10 +114,21 @@ fn inputs(dir: &Path) -> anyhow::Result<(Tensor, Tensor)> {
 
 fn storage(variant: &str) -> anyhow::Result<DType> {
     Ok(match variant {
-        "f32" => DType::F32,
+        "f32" | "int8" => DType::F32,
         "bf16" => DType::BF16,
-        other => anyhow::bail!("variant {other}: f32 or bf16"),
+        other => anyhow::bail!("variant {other}: f32, bf16 or int8"),
     })
+}
+
+/// What the layer's projections multiply in, for the report.
+fn products(variant: &str) -> &'static str {
+    match variant {
+        "int8" if vq_nn::int8_native() => "int8 (VNNI)",
+        "int8" => "int8 (as f32: no VNNI)",
+        "bf16" if vq_nn::native_bf16() => "bf16",
+        "bf16" => "bf16 widened to f32",
+        _ => "f32",
+    }
 }
 
 /// Per-layer time of the block stack (embedding + `layers` blocks, cached cross-attention).
@@ -125,6 +136,11 @@ pub fn layer(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let dir = prepare(&o.work, o.layers)?;
     let model =
         Transformer2DModel::from_pretrained(dir.join("transformer"), storage(variant)?, &o.device)?;
+    let model = if variant == "int8" {
+        model.with_int8_weights()?
+    } else {
+        model
+    };
     let (x_t, states) = inputs(&dir)?;
     let context = model.prepare_context(&states.to_device(&o.device)?)?;
     let t = Timesteps::Shared(T);
@@ -139,8 +155,9 @@ pub fn layer(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
         per_layer,
         Some(block_flops(model.config(), 2, 1)),
         format!(
-            "compute {:?}, {} layers timed",
+            "activations {:?}, products {}, {} layers timed",
             model.compute_dtype(),
+            products(variant),
             o.layers
         ),
     ))
