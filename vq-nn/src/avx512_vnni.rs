@@ -135,7 +135,14 @@ pub(crate) fn gemm_u8i8(c: &BlockOut, a: &PackedA, b: &PackedB, accumulate: bool
 /// [`PackedA`]'s words (`words`, one panel) and scales (`scales`, [`MR`] of them): per row
 /// `s = max|x_r| / 127` (NaN when the row holds NaN or ±∞), bytes `round(x / s) + 128`, rounded
 /// to nearest even and clamped to `[1, 255]`. Callers check [`available`].
-pub(crate) fn pack_a(x: &[f32], k: usize, rows: usize, i: usize, words: &mut [u32], scales: &mut [f32]) {
+pub(crate) fn pack_a(
+    x: &[f32],
+    k: usize,
+    rows: usize,
+    i: usize,
+    words: &mut [u32],
+    scales: &mut [f32],
+) {
     let r0 = i * MR;
     let quads = k.div_ceil(4);
     assert!(words.len() >= quads * MR && scales.len() >= MR);
@@ -164,7 +171,11 @@ mod imp {
     pub unsafe fn quantise_row(row: *const f32, k: usize, out: *mut u32, stride: usize) -> f32 {
         let mask = |j: usize| -> __mmask16 {
             let left = k - j;
-            if left >= 16 { 0xffff } else { (1u32 << left) as u16 - 1 }
+            if left >= 16 {
+                0xffff
+            } else {
+                (1u32 << left) as u16 - 1
+            }
         };
         // SAFETY (whole body): the masked loads read inside `row`; the stores write the
         // `k.div_ceil(4)` words of `out`.

@@ -87,10 +87,10 @@ pub use functional::{
     approx_gelu, cast, dropout, layer_norm, layer_norm_as, log_softmax_f64, softmax_last_dim,
 };
 pub use gemm::{GemmBackend, gemm_backend, native_bf16};
-pub use int8_weight::int8_native;
 pub use group_norm::GroupNorm;
 pub use host::no_grad;
 pub use int8_weight::Int8Weight;
+pub use int8_weight::int8_native;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use weight_file::{TensorInfo, WeightFile, WeightFormat};

@@ -63,6 +63,13 @@ impl ClassConditionalPipeline {
                 )],
             });
         }
+        if options.int8_transformer {
+            return Err(Error::InvalidOption(format!(
+                "{}: int8_transformer is not available for class-conditional models (only for \
+                 the text-conditional Transformer2DModel)",
+                root.display()
+            )));
+        }
         let device = options.device.clone();
         let transformer_dir = root.join("transformer");
         let transformer =

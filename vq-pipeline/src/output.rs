@@ -57,7 +57,8 @@ pub struct ModelRecord {
     /// The commit of the hub snapshot loaded (hub models only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_commit: Option<String>,
-    /// Storage dtype of the weights (`F32`, `F16`, `BF16`).
+    /// Storage dtype of the weights (`F32`, `F16`, `BF16`), with `+INT8` when the transformer's
+    /// projections are quantised to 8 bits (`LoadOptions::int8_transformer`).
     pub dtype: String,
     /// Weight-file variant (`default`, `fp16`).
     pub variant: String,

@@ -50,6 +50,11 @@ pub struct LoadOptions {
     /// `Direct` is for research models trained to predict the reverse step itself
     /// (`discrete_diffusion::Parameterisation`), which sample with the full chain only.
     pub parameterisation: Parameterisation,
+    /// Quantise the transformer's attention and feed-forward projections to 8 bits per output
+    /// channel, activations per token ([`Transformer2DModel::with_int8_weights`]; CPU only, an
+    /// error on another device). On CPUs with AVX-512-VNNI they multiply as integers; elsewhere
+    /// the same quantised values multiply in f32. Off by default.
+    pub int8_transformer: bool,
 }
 
 impl Default for LoadOptions {
@@ -60,6 +65,7 @@ impl Default for LoadOptions {
             variant: Variant::Default,
             cache_cross_attention: true,
             parameterisation: Parameterisation::X0,
+            int8_transformer: false,
         }
     }
 }
@@ -253,6 +259,13 @@ impl VqDiffusionPipeline {
             &device,
         )
         .map_err(component("transformer"))?;
+        let transformer = if options.int8_transformer {
+            transformer
+                .with_int8_weights()
+                .map_err(component("transformer"))?
+        } else {
+            transformer
+        };
         let vqvae_config =
             VqModelConfig::from_file(&files.vqvae_config).map_err(component("vqvae"))?;
         let vqvae =
@@ -413,7 +426,10 @@ impl VqDiffusionPipeline {
             name: name.to_string(),
             revision: revision.map(String::from),
             snapshot_commit: crate::snapshot_commit(&self.files.root),
-            dtype: format!("{:?}", self.options.dtype).to_uppercase(),
+            dtype: match self.options.int8_transformer {
+                false => format!("{:?}", self.options.dtype).to_uppercase(),
+                true => format!("{:?}+INT8", self.options.dtype).to_uppercase(),
+            },
             variant: match self.options.variant {
                 Variant::Default => "default".into(),
                 Variant::Fp16 => "fp16".into(),

@@ -76,6 +76,20 @@ fn generate_on_the_embedded_model_is_reproducible() {
     assert_eq!((image.width(), image.height()), (32, 32));
     let sidecar = std::fs::read_to_string(a.with_extension("json")).unwrap();
     assert!(sidecar.contains("embedded:"), "{sidecar}");
+    // 8-bit projections: the sidecar records them.
+    let int8 = dir.join("int8.png");
+    run_ok(
+        vqd()
+            .args([
+                "generate",
+                "a red circle in the top left",
+                "--int8",
+                "--out",
+            ])
+            .arg(&int8),
+    );
+    let sidecar = read_json(&int8.with_extension("json"));
+    assert_eq!(sidecar["model"]["dtype"], "F32+INT8", "{sidecar}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -465,6 +479,10 @@ fn a_converted_class_model_generates_with_class_labels() {
         (
             vec!["generate", "--class", "golden retriever"],
             "no class names",
+        ),
+        (
+            vec!["generate", "--class", "3", "--int8"],
+            "int8_transformer is not available for class-conditional models",
         ),
     ] {
         let stderr = run_err(vqd().args(args).args([

@@ -41,6 +41,9 @@ struct Args {
     batch: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Quantise the transformer's attention and feed-forward projections to 8 bits.
+    #[arg(long)]
+    int8: bool,
     /// Also write a labelled gallery (24 prompts: test, two-object, held-out, free phrasings).
     #[arg(long)]
     gallery: Option<PathBuf>,
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         diversity: args.diversity,
         batch: args.batch,
         seed: args.seed,
+        int8: args.int8,
     };
     if let Some(path) = &args.gallery {
         write_gallery(&args.model, path, args.seed)?;

@@ -36,6 +36,10 @@ pub struct EvalSettings {
     pub batch: usize,
     /// Noise seed of the first batch (batch `i` uses `seed + i`).
     pub seed: u64,
+    /// Evaluate the model with its transformer's projections in 8 bits
+    /// (`LoadOptions::int8_transformer`).
+    #[serde(default)]
+    pub int8: bool,
 }
 
 /// Faithfulness rates of one prompt set.
@@ -185,7 +189,11 @@ pub fn evaluate_model(
     settings: &EvalSettings,
     samples: Option<&Path>,
 ) -> anyhow::Result<EvalReport> {
-    let pipeline = VqDiffusionPipeline::from_pretrained(model_dir, LoadOptions::default())?;
+    let load = LoadOptions {
+        int8_transformer: settings.int8,
+        ..LoadOptions::default()
+    };
+    let pipeline = VqDiffusionPipeline::from_pretrained(model_dir, load)?;
     let world = World::default();
     let mut generated = 0usize;
     let start = Instant::now();

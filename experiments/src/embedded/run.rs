@@ -100,6 +100,7 @@ pub fn run_training(
             diversity: 0,
             batch: 8,
             seed: 0,
+            int8: false,
         },
         None,
     )?;

@@ -34,6 +34,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             device: vq_nn::parse_device(&args.model.device)?,
             dtype,
             variant,
+            int8_transformer: args.model.int8,
             ..LoadOptions::default()
         },
     )?;

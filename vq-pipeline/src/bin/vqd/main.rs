@@ -132,6 +132,10 @@ struct ModelArgs {
     /// Storage precision of the weights in memory (activations are f32 on the CPU).
     #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
     dtype: DTypeArg,
+    /// Quantise the transformer's attention and feed-forward projections to 8 bits (CPU only;
+    /// integer products on CPUs with AVX-512-VNNI; docs/performance.md measures the cost).
+    #[arg(long)]
+    int8: bool,
     /// Device: cpu, cuda, cuda:N, metal (GPU devices need a build with `--features cuda` or
     /// `--features metal`).
     #[arg(long, default_value = "cpu")]
@@ -388,6 +392,7 @@ fn load(args: &ModelArgs) -> anyhow::Result<(VqDiffusionPipeline, ModelRecord)> 
             device: vq_nn::parse_device(&args.device)?,
             dtype: dtype_of(args.dtype),
             variant,
+            int8_transformer: args.int8,
             ..LoadOptions::default()
         },
     )?;

@@ -465,6 +465,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         "--dtype has no effect on vqd train: training keeps f32 weights (the export keeps each \
          weight's stored dtype)"
     );
+    anyhow::ensure!(
+        !args.model.int8,
+        "--int8 has no effect on vqd train: training keeps f32 weights"
+    );
     let device = vq_nn::parse_device(&args.model.device)?;
     let (root, name, variant, _) = locate(&args.model)?;
     if let Some(start) = crate::train_class::class_start(&args, &root)? {
