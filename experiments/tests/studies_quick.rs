@@ -42,6 +42,11 @@ fn strided_quick() {
 }
 
 #[test]
+fn int8_quick() {
+    run_quick(env!("CARGO_BIN_EXE_int8"), "int8", &["int8.csv"]);
+}
+
+#[test]
 fn samplers_quick() {
     run_quick(
         env!("CARGO_BIN_EXE_samplers"),
