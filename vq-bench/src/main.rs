@@ -52,7 +52,7 @@ const COMPONENTS: &[ComponentDef] = &[
     },
     ComponentDef {
         key: "denoising-step",
-        variants: &["f32", "bf16"],
+        variants: &["f32", "bf16", "int8"],
         heavy: true,
         run: transformer::denoising_step,
     },

@@ -81,8 +81,7 @@ fn main() -> anyhow::Result<()> {
     let mut scores = Vec::new();
     let mut images = Vec::new();
     for (label, pipeline, seed) in runs {
-        let (score, generated) =
-            score_variant(label, pipeline, &set, &options, &net, batch, seed)?;
+        let (score, generated) = score_variant(label, pipeline, &set, &options, &net, batch, seed)?;
         eprintln!(
             "{label}: all-correct {:.3} / {:.3}, FID {:.2}",
             score.single_all_correct, score.pair_all_correct, score.fid

@@ -120,6 +120,17 @@ fn storage(variant: &str) -> anyhow::Result<DType> {
     })
 }
 
+/// The prepared transformer in `dir` as `variant` stores it (`int8`: f32, then quantised).
+fn load_variant(dir: &Path, variant: &str, o: &Options) -> anyhow::Result<Transformer2DModel> {
+    let model =
+        Transformer2DModel::from_pretrained(dir.join("transformer"), storage(variant)?, &o.device)?;
+    Ok(if variant == "int8" {
+        model.with_int8_weights()?
+    } else {
+        model
+    })
+}
+
 /// What the layer's projections multiply in, for the report.
 fn products(variant: &str) -> &'static str {
     match variant {
@@ -134,13 +145,7 @@ fn products(variant: &str) -> &'static str {
 /// Per-layer time of the block stack (embedding + `layers` blocks, cached cross-attention).
 pub fn layer(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let dir = prepare(&o.work, o.layers)?;
-    let model =
-        Transformer2DModel::from_pretrained(dir.join("transformer"), storage(variant)?, &o.device)?;
-    let model = if variant == "int8" {
-        model.with_int8_weights()?
-    } else {
-        model
-    };
+    let model = load_variant(&dir, variant, o)?;
     let (x_t, states) = inputs(&dir)?;
     let context = model.prepare_context(&states.to_device(&o.device)?)?;
     let t = Timesteps::Shared(T);
@@ -167,8 +172,7 @@ pub fn layer(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
 /// guidance (scale 5), truncation (r = 0.86), the −70 floor, the posterior and Gumbel-max.
 pub fn denoising_step(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let dir = prepare(&o.work, o.step_layers)?;
-    let model =
-        Transformer2DModel::from_pretrained(dir.join("transformer"), storage(variant)?, &o.device)?;
+    let model = load_variant(&dir, variant, o)?;
     let (x_t, states) = inputs(&dir)?;
     let cond = x_t.narrow(0, 0, 1)?;
     let context = model.prepare_context(&states.to_device(&o.device)?)?;
@@ -197,9 +201,10 @@ pub fn denoising_step(o: &Options, variant: &str) -> anyhow::Result<Measurement>
         seconds,
         Some(block_flops(model.config(), 2, o.step_layers) + head_flops(model.config(), 2)),
         format!(
-            "{} layers, guidance 5, top-r 0.86, compute {:?}",
+            "{} layers, guidance 5, top-r 0.86, activations {:?}, products {}",
             o.step_layers,
-            model.compute_dtype()
+            model.compute_dtype(),
+            products(variant)
         ),
     ))
 }
