@@ -44,11 +44,12 @@ fn fixture_timesteps(pipeline: &str) -> Vec<usize> {
     ts
 }
 
-#[test]
-fn log_probs_match_diffusers_at_every_fixture_timestep() {
+/// The largest |Δ| of `load(pipeline)`'s log-probabilities against diffusers' f32 ones at every
+/// fixture timestep of both fixture pipelines, each checked within `atol`.
+fn worst_over_fixtures(label: &str, atol: f32, load: impl Fn(&str) -> Transformer2DModel) -> f32 {
     let mut worst = 0f32;
     for pipeline in PIPELINES {
-        let m = model(pipeline, DType::F32);
+        let m = load(pipeline);
         let r = reference(pipeline);
         let x_t = r.tensor("transformer.x_t").unwrap();
         let states = r.tensor("transformer.encoder_hidden_states").unwrap();
@@ -57,13 +58,19 @@ fn log_probs_match_diffusers_at_every_fixture_timestep() {
             let want = r.f32s(&format!("transformer.t{t}.log_p_x_0")).unwrap();
             assert_eq!(got.dims(), &[2, 16, 16]);
             worst = worst.max(assert_close(
-                &format!("{pipeline} t={t}"),
+                &format!("{label}{pipeline} t={t}"),
                 &values(&got),
                 &want,
-                ATOL,
+                atol,
             ));
         }
     }
+    worst
+}
+
+#[test]
+fn log_probs_match_diffusers_at_every_fixture_timestep() {
+    let worst = worst_over_fixtures("", ATOL, |p| model(p, DType::F32));
     println!("max |Δ| over all fixture timesteps: {worst:.3e}");
 }
 
@@ -123,24 +130,11 @@ fn half_precision_storage_stays_close() {
 /// bounded like bf16 storage's.
 #[test]
 fn int8_weights_stay_close() {
-    let mut worst = 0f32;
-    for pipeline in PIPELINES {
-        let m = model(pipeline, DType::F32).with_int8_weights().unwrap();
+    let worst = worst_over_fixtures("int8 ", 0.15, |p| {
+        let m = model(p, DType::F32).with_int8_weights().unwrap();
         assert!(m.has_int8_weights());
-        let r = reference(pipeline);
-        let x_t = r.tensor("transformer.x_t").unwrap();
-        let states = r.tensor("transformer.encoder_hidden_states").unwrap();
-        for t in fixture_timesteps(pipeline) {
-            let got = m.forward(&x_t, t, &states).unwrap();
-            let want = r.f32s(&format!("transformer.t{t}.log_p_x_0")).unwrap();
-            worst = worst.max(assert_close(
-                &format!("int8 {pipeline} t={t}"),
-                &values(&got),
-                &want,
-                0.15,
-            ));
-        }
-    }
+        m
+    });
     println!("int8: max |Δ log p| over all fixture timesteps: {worst:.3e}");
 }
 
