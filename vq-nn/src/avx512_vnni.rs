@@ -14,7 +14,8 @@
 //! `A` as one 32-bit value, and issues 24 `VPDPBUSD`. `B` is packed once, when the weight is
 //! quantised ([`pack_b`]); `A` is packed by each call. Each task of `C` blocks keeps its integer
 //! sums in a buffer of its own across the slices of `k`, then scales them into `C` once.
-//! Overflow cannot happen: |sum| ≤ 255 · 127 · k < 2³¹ for k < 66 000.
+//! Overflow cannot happen: |sum| ≤ 255 · 127 · k < 2³¹ for k ≤ 4 · [`MAX_QUADS`] = 66 000
+//! (larger `k` is refused when a weight is quantised).
 
 use crate::block_tasks::{BlockOut, for_each_task};
 
@@ -33,6 +34,9 @@ pub(crate) fn available() -> bool {
         }
     })
 }
+
+/// The most quads of `k` whose sums fit 32 bits: `4 · MAX_QUADS · 255 · 127 < 2³¹`.
+pub(crate) const MAX_QUADS: usize = 16_500;
 
 /// Rows of the `C` block one micro-kernel call computes.
 pub(crate) const MR: usize = 12;
@@ -88,8 +92,16 @@ pub(crate) fn pack_b(w: &[i8], cols: usize, k: usize) -> Vec<u32> {
 /// `c ← [c +] diag(a.scales) · (A·B − offsets) · diag(b.scales)`. Callers check [`available`].
 pub(crate) fn gemm_u8i8(c: &BlockOut, a: &PackedA, b: &PackedB, accumulate: bool, parallel: bool) {
     let (m, n, quads) = (a.rows, b.cols, b.quads);
-    assert!(c.rows == m && c.cols == n, "int8 GEMM: output shape");
     let (mp, np) = (m.div_ceil(MR), n.div_ceil(NR));
+    // The kernels read these bounds unchecked; `quads > 0` makes the first slice write every
+    // integer sum the scaling reads.
+    assert!(c.rows == m && c.cols == n, "int8 GEMM: output shape");
+    assert!(
+        quads > 0 && quads <= MAX_QUADS,
+        "int8 GEMM: {quads} quads of k"
+    );
+    assert!(a.words.len() >= mp * quads * MR && a.scales.len() >= m);
+    assert!(b.words.len() >= np * quads * NR && b.scales.len() >= n && b.offsets.len() >= n);
     for_each_task(mp, np, M_TASK, N_TASK, parallel, |is, js| {
         let block = MR * NR;
         // SAFETY: the first slice of `k` writes every block without reading it.

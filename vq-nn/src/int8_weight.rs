@@ -53,6 +53,12 @@ impl Int8Weight {
         if w.len() != out_dim * in_dim {
             return Err(fail(format!("{} values given", w.len())));
         }
+        if in_dim > 4 * avx512_vnni::MAX_QUADS {
+            return Err(fail(format!(
+                "at most {} input features fit the 32-bit integer sums",
+                4 * avx512_vnni::MAX_QUADS
+            )));
+        }
         if let Some(i) = w.iter().position(|v| !v.is_finite()) {
             return Err(fail(format!(
                 "value {} at row {}, column {} is not finite",
@@ -327,6 +333,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Every path (VNNI where the CPU has it, f32) computes the scheme's definition, for any
+        /// shape and any activation scale.
+        #[test]
+        fn every_path_computes_the_definition(
+            rows in 1usize..30,
+            k in 1usize..200,
+            out in 1usize..70,
+            seed in 0usize..1000,
+            scale in 0.001f32..1000.0,
+        ) {
+            let x: Vec<f32> = values(rows * k, seed).iter().map(|v| v * scale).collect();
+            let w = values(out * k, seed + 1);
+            let want = definition(&x, rows, &w, out, k);
+            let wq = Int8Weight::quantize(&w, out, k).unwrap();
+            for vnni in [true, false] {
+                if vnni && !avx512_vnni::available() {
+                    continue;
+                }
+                let mut c = vec![0f32; rows * out];
+                wq.matmul_by(vnni, MatMut::new(&mut c, rows, out, out), &x, rows, false, Threads::All);
+                for (got, y) in c.iter().zip(&want) {
+                    proptest::prop_assert!((got - y).abs() <= 1e-4 * y.abs().max(scale));
+                }
+            }
+        }
+    }
+
     #[test]
     fn rounding_is_to_nearest_even_and_clamped() {
         for i in -600..=600 {
@@ -380,5 +415,10 @@ mod tests {
         );
         let err = Int8Weight::quantize(&w[..5], 2, 3).unwrap_err().to_string();
         assert!(err.contains("5 values"), "{err}");
+        let wide = vec![0f32; 66_001];
+        let err = Int8Weight::quantize(&wide, 1, 66_001)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 66000 input features"), "{err}");
     }
 }
