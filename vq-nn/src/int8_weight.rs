@@ -67,18 +67,17 @@ impl Int8Weight {
                 i % in_dim
             )));
         }
+        // Each output channel is a row of `w`: the same per-row scheme as the activations'.
+        let mut scales = row_scales(w, in_dim, false);
+        scales.resize(out_dim, 0.0); // `in_dim = 0`: no rows above, every scale 0.
         let mut q = vec![0i8; w.len()];
-        let mut scales = vec![0f32; out_dim];
         let mut offsets = vec![0i32; out_dim];
         for (c, row) in w.chunks(in_dim.max(1)).take(out_dim).enumerate() {
-            let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = max / 127.0;
-            let inv = inverse(scale);
+            let inv = inverse(scales[c]);
             let qr = &mut q[c * in_dim..(c + 1) * in_dim];
             for (o, &v) in qr.iter_mut().zip(row) {
                 *o = quantise(v, inv) as i8;
             }
-            scales[c] = scale;
             offsets[c] = 128 * qr.iter().map(|&v| v as i32).sum::<i32>();
         }
         Ok(Self {
