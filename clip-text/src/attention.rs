@@ -57,9 +57,9 @@ impl ClipAttention {
         let q = linear(vb.pp("q_proj"), d, d, in_std)?;
         let k = linear(vb.pp("k_proj"), d, d, in_std)?;
         let v = linear(vb.pp("v_proj"), d, d, in_std)?;
-        let trainable = [&q, &k, &v]
-            .iter()
-            .any(|l| l.weight().is_variable() || l.bias().is_some_and(|b| b.is_variable()));
+        let trainable = [&q, &k, &v].iter().any(|l| {
+            l.weight().is_some_and(|w| w.is_variable()) || l.bias().is_some_and(|b| b.is_variable())
+        });
         let projections = if trainable {
             Projections::Separate { q, k, v }
         } else {
@@ -70,7 +70,8 @@ impl ClipAttention {
                     None => None,
                 })
             };
-            let weight = stack(|l| Some(l.weight()))?.expect("every layer has a weight");
+            // Just loaded: every layer holds its stored weight.
+            let weight = stack(Linear::weight)?.expect("a loaded layer stores its weight");
             Projections::Stacked(Linear::from_tensors(weight, stack(|l| l.bias())?))
         };
         Ok(Self {

@@ -42,7 +42,7 @@ fn main() -> candle_core::Result<()> {
         ))
     };
     let (sq, f1, f2) = (lin(d, d)?, lin(f, d)?, lin(d, f)?);
-    let f1_nobias = Linear::from_tensors(f1.weight().clone(), None);
+    let f1_nobias = Linear::from_tensors(f1.weight().expect("stored").clone(), None);
     println!("weights {wdtype:?}");
     time(
         "linear 1408 -> 1408 (+ bias)",

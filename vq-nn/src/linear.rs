@@ -6,9 +6,10 @@
 //! the GEMM accumulates into it, so neither the bias nor a residual connection costs a pass of
 //! its own; [`Linear::forward_approx_gelu`] applies the activation in place. bf16 weights use
 //! MKL's bf16 GEMM (f32 accumulation) in `mkl` builds on CPUs with AVX-512-BF16 or AMX, and are
-//! widened to f32 per call elsewhere. [`Linear::to_int8`] gives a layer whose fused path
-//! multiplies 8-bit weights by activations quantised per token ([`Int8Weight`]). Every other
-//! case (training, accelerators, f16) is candle's matmul, with the stored weights.
+//! widened to f32 per call elsewhere. [`Linear::to_int8`] gives a layer that holds its weight
+//! in 8 bits only ([`Int8Weight`], a quarter of the f32 bytes): its fused path multiplies them
+//! by activations quantised per token. Every other case (training, accelerators, f16) is
+//! candle's matmul, with the stored weights (an 8-bit layer's dequantised per call).
 
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -25,10 +26,17 @@ use crate::{Result, simd};
 /// A fully connected layer.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    weight: Weight,
     bias: Option<Tensor>,
-    /// The weight in 8 bits, used by the fused CPU path when present.
-    int8: Option<Arc<Int8Weight>>,
+}
+
+/// How a [`Linear`] holds its `(out, in)` weight.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// As loaded (any dtype, any device).
+    Stored(Tensor),
+    /// In 8 bits on the CPU ([`Linear::to_int8`]); the stored weight is gone.
+    Int8(Arc<Int8Weight>),
 }
 
 /// What is added to `x Wᵀ` on the fused path.
@@ -71,27 +79,24 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self {
-            weight,
-            bias,
-            int8: None,
-        })
+        Ok(Self::from_tensors(weight, bias))
     }
 
     /// A layer from its tensors: `weight` `(out, in)`, `bias` `(out)`.
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self {
-            weight,
+            weight: Weight::Stored(weight),
             bias,
-            int8: None,
         }
     }
 
-    /// This layer with its weight quantised to 8 bits per output channel: on the fused CPU
-    /// inference path, `x Wᵀ` becomes the integer product of [`Int8Weight`] (activations
-    /// quantised per token at each call). The stored weight is kept for every other path (and
-    /// for [`Linear::weight`]). Errors when the weight is not on the CPU, tracks gradients, or
-    /// holds NaN or ±∞.
+    /// This layer with its weight quantised to 8 bits per output channel, holding only the
+    /// [`Int8Weight`] (a quarter of the f32 bytes; [`Linear::weight`] is then `None`): on the
+    /// fused CPU inference path (f32 activations, no gradient), `x Wᵀ` is the integer product
+    /// with activations quantised per token at each call. Other inputs (f16, bf16, gradients,
+    /// another device) multiply by the dequantised weight `s_c · q`, rebuilt per call. Errors
+    /// when the weight is not on the CPU, tracks gradients, or holds NaN or ±∞; a layer
+    /// already in 8 bits is returned as it is.
     ///
     /// ```
     /// use candle_core::{Device, Module, Tensor};
@@ -106,31 +111,42 @@ impl Linear {
     /// ```
     pub fn to_int8(&self) -> Result<Self> {
         let (out_dim, in_dim) = self.dims();
-        if !on_cpu(&self.weight) || !no_grad(&[&self.weight]) {
+        let weight = match &self.weight {
+            Weight::Stored(w) => w,
+            Weight::Int8(_) => return Ok(self.clone()),
+        };
+        if !on_cpu(weight) || !no_grad(&[weight]) {
             return Err(crate::Error::Unsupported {
                 op: "8-bit quantisation",
-                device: format!("{:?}", self.weight.device().location()),
+                device: format!("{:?}", weight.device().location()),
                 reason: format!(
                     "the {out_dim}x{in_dim} weight must be on the CPU and not trainable"
                 ),
             });
         }
-        let w = cast(&self.weight, DType::F32)?;
+        let w = cast(weight, DType::F32)?;
         let q = with_slice::<f32, _>(&w, |w| Int8Weight::quantize(w, out_dim, in_dim))??;
         Ok(Self {
-            int8: Some(Arc::new(q)),
-            ..self.clone()
+            weight: Weight::Int8(Arc::new(q)),
+            bias: self.bias.clone(),
         })
     }
 
     /// The 8-bit weight of a layer made by [`Linear::to_int8`].
     pub fn int8_weight(&self) -> Option<&Int8Weight> {
-        self.int8.as_deref()
+        match &self.weight {
+            Weight::Int8(q) => Some(q),
+            Weight::Stored(_) => None,
+        }
     }
 
-    /// The `(out, in)` weight.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The stored `(out, in)` weight; `None` for a layer made by [`Linear::to_int8`] (see
+    /// [`Linear::int8_weight`]).
+    pub fn weight(&self) -> Option<&Tensor> {
+        match &self.weight {
+            Weight::Stored(w) => Some(w),
+            Weight::Int8(_) => None,
+        }
     }
 
     /// The bias, if any.
@@ -138,37 +154,56 @@ impl Linear {
         self.bias.as_ref()
     }
 
-    fn dims(&self) -> (usize, usize) {
-        let d = self.weight.dims();
-        (d[0], d[1])
+    /// `(out, in)`.
+    pub fn dims(&self) -> (usize, usize) {
+        match &self.weight {
+            Weight::Stored(w) => {
+                let d = w.dims();
+                (d[0], d[1])
+            }
+            Weight::Int8(q) => q.dims(),
+        }
     }
 
     fn fused_applies(&self, x: &Tensor) -> bool {
-        let input = match x.dtype() {
-            DType::F32 => true,
-            // bf16 activations only feed the native bf16 GEMM.
-            DType::BF16 => self.input_dtype() == DType::BF16,
-            _ => false,
+        let weight = match &self.weight {
+            Weight::Stored(w) => {
+                let input = match x.dtype() {
+                    DType::F32 => true,
+                    // bf16 activations only feed the native bf16 GEMM.
+                    DType::BF16 => self.input_dtype() == DType::BF16,
+                    _ => false,
+                };
+                input && matches!(w.dtype(), DType::F32 | DType::BF16) && no_grad(&[w])
+            }
+            Weight::Int8(_) => x.dtype() == DType::F32,
         };
-        on_cpu(x)
-            && input
-            && matches!(self.weight.dtype(), DType::F32 | DType::BF16)
-            && no_grad(&[x, &self.weight])
-            && self.bias.as_ref().is_none_or(|b| no_grad(&[b]))
+        on_cpu(x) && weight && no_grad(&[x]) && self.bias.as_ref().is_none_or(|b| no_grad(&[b]))
+    }
+
+    /// The weight as a tensor of `dtype`: the stored one (converted when it differs, on its
+    /// own device), or an 8-bit layer's `s_c · q` built on `device`.
+    fn weight_as(&self, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Stored(w) => cast(w, dtype),
+            Weight::Int8(q) => {
+                let w = Tensor::from_vec(q.dequantize(), q.dims(), device)?;
+                Ok(cast(&w, dtype)?)
+            }
+        }
     }
 
     /// The activation dtype this layer consumes without a conversion on the fused CPU path:
     /// bf16 when its weight is bf16 and the backend multiplies bf16 natively, f32 otherwise.
     /// A layer feeding it (a norm, an activation) can produce that dtype directly.
     pub fn input_dtype(&self) -> DType {
-        if self.int8.is_none()
-            && self.weight.dtype() == DType::BF16
-            && on_cpu(&self.weight)
-            && crate::gemm::native_bf16()
-        {
-            DType::BF16
-        } else {
-            DType::F32
+        match &self.weight {
+            Weight::Stored(w)
+                if w.dtype() == DType::BF16 && on_cpu(w) && crate::gemm::native_bf16() =>
+            {
+                DType::BF16
+            }
+            _ => DType::F32,
         }
     }
 
@@ -206,7 +241,7 @@ impl Linear {
         if last != in_dim {
             return Err(candle_core::Error::ShapeMismatchBinaryOp {
                 lhs: x.shape().clone(),
-                rhs: self.weight.shape().clone(),
+                rhs: (out_dim, in_dim).into(),
                 op: "linear",
             }
             .into());
@@ -217,7 +252,7 @@ impl Linear {
                 if r.elem_count() != rows * out_dim {
                     return Err(candle_core::Error::ShapeMismatchBinaryOp {
                         lhs: r.shape().clone(),
-                        rhs: self.weight.shape().clone(),
+                        rhs: (out_dim, in_dim).into(),
                         op: "linear residual",
                     }
                     .into());
@@ -253,11 +288,11 @@ impl Linear {
             (None, None) => {}
         }
         let c = MatMut::new(&mut out, rows, out_dim, out_dim);
-        if let Some(q) = &self.int8 {
-            let x = cast(x, DType::F32)?;
-            with_slice::<f32, _>(&x, |xs| q.matmul(c, xs, rows, accumulate, Threads::All))?;
+        if let Weight::Int8(q) = &self.weight {
+            with_slice::<f32, _>(x, |xs| q.matmul(c, xs, rows, accumulate, Threads::All))?;
         } else if self.input_dtype() == DType::BF16 {
-            let wb = &self.weight;
+            let wb = self.weight_as(DType::BF16, &candle_core::Device::Cpu)?;
+            let wb = &wb;
             let gemm = |xb: &[bf16]| {
                 with_slice::<bf16, _>(wb, |w| {
                     gemm_bf16(
@@ -280,7 +315,7 @@ impl Linear {
                 })??;
             }
         } else {
-            let w = cast(&self.weight, DType::F32)?;
+            let w = self.weight_as(DType::F32, &candle_core::Device::Cpu)?;
             let x = cast(x, DType::F32)?;
             with_slice::<f32, _>(&x, |xs| {
                 with_slice::<f32, _>(&w, |w| {
@@ -319,7 +354,9 @@ impl Module for Linear {
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
-        let w = cast(&self.weight, x.dtype()).map_err(crate::Error::into_candle)?;
+        let w = self
+            .weight_as(x.dtype(), x.device())
+            .map_err(crate::Error::into_candle)?;
         let out_dim = w.dim(0)?;
         let y = x.reshape((rows, in_dim))?.matmul(&w.t()?)?;
         let y = match &self.bias {
@@ -420,6 +457,22 @@ mod tests {
             let g = q.forward_approx_gelu(&x, false).unwrap();
             let exact_g = lin.forward_approx_gelu(&x, false).unwrap();
             assert!(max_diff(&g, &exact_g) < 2.0 * bound);
+            // Only the 8-bit weight is held; inputs off the fused path (f64, or tracking
+            // gradients) multiply by the dequantised weight, unquantised.
+            assert!(q.weight().is_none());
+            assert_eq!(q.dims(), (23, 40));
+            let x64 = x.to_dtype(DType::F64).unwrap();
+            assert!(max_diff(&q.forward(&x64).unwrap(), &want) < 1e-9);
+            let xv = Var::from_tensor(&x).unwrap();
+            let y = q.forward(xv.as_tensor()).unwrap();
+            assert!(max_diff(&y, &want) < 1e-4);
+            assert!(y.sum_all().unwrap().backward().is_ok());
+            // Quantising again keeps the same integers.
+            let again = q.to_int8().unwrap();
+            assert_eq!(
+                again.int8_weight().unwrap().dequantize(),
+                q.int8_weight().unwrap().dequantize()
+            );
         }
         // Trainable weights are refused, by name of the cause.
         let v = Var::randn(0f32, 0.2, (5, 4), &dev).unwrap();

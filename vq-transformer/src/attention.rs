@@ -138,8 +138,8 @@ impl Attention {
     }
 
     fn precision(&self) -> AttentionPrecision {
-        match self.to_q.weight().dtype() {
-            DType::BF16 => AttentionPrecision::Bf16,
+        match self.to_q.weight().map(Tensor::dtype) {
+            Some(DType::BF16) => AttentionPrecision::Bf16,
             _ => AttentionPrecision::F32,
         }
     }
