@@ -51,8 +51,9 @@ pub struct LoadOptions {
     /// (`discrete_diffusion::Parameterisation`), which sample with the full chain only.
     pub parameterisation: Parameterisation,
     /// Quantise the transformer's attention and feed-forward projections to 8 bits per output
-    /// channel, activations per token ([`Transformer2DModel::with_int8_weights`]; CPU only, an
-    /// error on another device). On CPUs with AVX-512-VNNI they multiply as integers; elsewhere
+    /// channel, activations per token, while loading ([`Transformer2DModel::from_weights_int8`]:
+    /// they are then held in a quarter of their f32 bytes; CPU only, an error on another
+    /// device). On CPUs with AVX-512-VNNI they multiply as integers; elsewhere
     /// the same quantised values multiply in f32. Off by default.
     pub int8_transformer: bool,
 }
@@ -252,20 +253,13 @@ impl VqDiffusionPipeline {
         .map_err(component("text_encoder"))?;
         let transformer_config = Transformer2DConfig::from_file(&files.transformer_config)
             .map_err(component("transformer"))?;
-        let transformer = Transformer2DModel::from_weights(
-            &transformer_config,
-            &files.transformer_weights,
-            options.dtype,
-            &device,
-        )
-        .map_err(component("transformer"))?;
+        let (config, weights) = (&transformer_config, &files.transformer_weights);
         let transformer = if options.int8_transformer {
-            transformer
-                .with_int8_weights()
-                .map_err(component("transformer"))?
+            Transformer2DModel::from_weights_int8(config, weights, options.dtype, &device)
         } else {
-            transformer
-        };
+            Transformer2DModel::from_weights(config, weights, options.dtype, &device)
+        }
+        .map_err(component("transformer"))?;
         let vqvae_config =
             VqModelConfig::from_file(&files.vqvae_config).map_err(component("vqvae"))?;
         let vqvae =

@@ -49,6 +49,14 @@ impl BlockNorm {
         })
     }
 
+    /// For inference: an AdaLN's timestep projection tabulated ([`AdaLayerNorm::tabulated`]).
+    fn tabulated(&self) -> Result<Self> {
+        Ok(match self {
+            BlockNorm::Ada(n) => BlockNorm::Ada(n.tabulated()?),
+            BlockNorm::Plain(n) => BlockNorm::Plain(n.clone()),
+        })
+    }
+
     fn modulation(&self, t: &Timesteps, dtype: DType) -> Result<Option<(Tensor, Tensor)>> {
         match self {
             BlockNorm::Ada(n) => Ok(Some(n.modulation(t, dtype)?)),
@@ -128,11 +136,15 @@ impl BasicTransformerBlock {
         })
     }
 
-    /// This block with its attention and feed-forward projections in 8 bits (the norms and
-    /// their AdaLN projections keep their precision).
+    /// This block for 8-bit inference: its attention and feed-forward projections in 8 bits,
+    /// and its AdaLN norms' timestep projections replaced by their f32 table over the
+    /// timesteps ([`AdaLayerNorm::tabulated`]: the same modulations, in a fraction of the
+    /// memory). The norms themselves keep their precision.
     pub fn to_int8(&self) -> Result<Self> {
         Ok(Self {
+            norm1: self.norm1.tabulated()?,
             attn1: self.attn1.to_int8()?,
+            norm2: self.norm2.as_ref().map(BlockNorm::tabulated).transpose()?,
             attn2: self.attn2.as_ref().map(Attention::to_int8).transpose()?,
             ff: self.ff.to_int8()?,
             ..self.clone()

@@ -31,6 +31,18 @@ impl Transformer2DModel {
     /// Builds the model from `vb` (diffusers key names at the root of `vb`): an mmap'd
     /// checkpoint, a `.bin`, or a [`candle_nn::VarMap`] for training.
     pub fn new(vb: VarBuilder, config: &Transformer2DConfig) -> Result<Self> {
+        Self::build(vb, config, false)
+    }
+
+    /// As [`Transformer2DModel::new`], with each block's projections quantised to 8 bits as
+    /// soon as the block is read ([`Transformer2DModel::with_int8_weights`]): only one
+    /// block's full-precision projections are held at a time, so loading peaks near the
+    /// 8-bit model's size rather than the full model's.
+    pub fn new_int8(vb: VarBuilder, config: &Transformer2DConfig) -> Result<Self> {
+        Self::build(vb, config, true)
+    }
+
+    fn build(vb: VarBuilder, config: &Transformer2DConfig, int8: bool) -> Result<Self> {
         config.validate()?;
         let dim = config.inner_dim();
         let (h, w) = config.grid();
@@ -42,7 +54,10 @@ impl Transformer2DModel {
             dim,
         )?;
         let transformer_blocks = (0..config.num_layers)
-            .map(|i| BasicTransformerBlock::new(vb.pp("transformer_blocks").pp(i), config))
+            .map(|i| {
+                let block = BasicTransformerBlock::new(vb.pp("transformer_blocks").pp(i), config)?;
+                if int8 { block.to_int8() } else { Ok(block) }
+            })
             .collect::<Result<Vec<_>>>()?;
         // diffusers builds `norm_out` as `nn.LayerNorm(inner_dim)`: PyTorch's default eps 1e-5,
         // whatever `norm_eps` says.
@@ -76,8 +91,31 @@ impl Transformer2DModel {
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        Self::load_weights(config, weights.as_ref(), dtype, device, false)
+    }
+
+    /// As [`Transformer2DModel::from_weights`], quantising each block's projections to 8 bits
+    /// as it is read ([`Transformer2DModel::new_int8`]): the projections are then held in a
+    /// quarter of their f32 bytes, and loading never holds the full-precision model. `dtype`
+    /// is the storage of what stays unquantised (embedding, norms, output head).
+    pub fn from_weights_int8(
+        config: &Transformer2DConfig,
+        weights: impl AsRef<Path>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::load_weights(config, weights.as_ref(), dtype, device, true)
+    }
+
+    fn load_weights(
+        config: &Transformer2DConfig,
+        weights: &Path,
+        dtype: DType,
+        device: &Device,
+        int8: bool,
+    ) -> Result<Self> {
         let source = vq_nn::WeightSource::open(weights)?;
-        let model = Self::new(source.var_builder(dtype, device), config)?;
+        let model = Self::build(source.var_builder(dtype, device), config, int8)?;
         source.ensure_all_used(|_| false)?;
         Ok(model)
     }
@@ -92,8 +130,12 @@ impl Transformer2DModel {
     /// Quantises the projections of every block's attention and feed-forward to 8 bits per
     /// output channel ([`vq_nn::Int8Weight`]; activations are quantised per token at each
     /// call). They are then multiplied as integers on the CPU's inference path (by
-    /// AVX-512-VNNI where the CPU has it). The embedding, the norms and the output head keep
-    /// their precision. Errors when the weights are not on the CPU or are trainable.
+    /// AVX-512-VNNI where the CPU has it). The AdaLN norms' timestep projections are replaced
+    /// by their f32 table over the timesteps (the same modulations). The embedding, the norms
+    /// and the output head keep their precision. The full-precision projections are dropped block by block, so the
+    /// model then holds them in a quarter of their f32 bytes
+    /// ([`Transformer2DModel::from_weights_int8`] quantises while loading instead). Errors
+    /// when the weights are not on the CPU or are trainable.
     ///
     /// ```no_run
     /// # use candle_core::{DType, Device};
@@ -103,10 +145,10 @@ impl Transformer2DModel {
     /// # Ok::<(), vq_transformer::Error>(())
     /// ```
     pub fn with_int8_weights(mut self) -> Result<Self> {
-        self.transformer_blocks = self
-            .transformer_blocks
-            .iter()
-            .map(BasicTransformerBlock::to_int8)
+        // Each block is dropped as soon as its 8-bit copy exists.
+        self.transformer_blocks = std::mem::take(&mut self.transformer_blocks)
+            .into_iter()
+            .map(|block| block.to_int8())
             .collect::<Result<_>>()?;
         Ok(self)
     }

@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Tensor};
 use reference_fixtures::{FixtureFile, assert_close, fixtures_dir, test_device};
-use vq_transformer::Transformer2DModel;
+use vq_transformer::{Transformer2DConfig, Transformer2DModel};
 
 const ATOL: f32 = 1e-4;
 const PIPELINES: [&str; 2] = ["pipeline_learnable", "pipeline_empty"];
@@ -125,14 +125,29 @@ fn half_precision_storage_stays_close() {
     }
 }
 
-/// 8-bit weights and activations (`with_int8_weights`) against diffusers' f32 outputs at every
-/// fixture timestep: the worst |Δ log p| is printed (docs/performance.md records it) and
-/// bounded like bf16 storage's.
+/// 8-bit weights and activations (`from_weights_int8`, quantised while loading) against
+/// diffusers' f32 outputs at every fixture timestep: the worst |Δ log p| is printed
+/// (docs/performance.md records it) and bounded like bf16 storage's. Quantising after loading
+/// (`with_int8_weights`) gives the same model, output for output.
 #[test]
 fn int8_weights_stay_close() {
     let worst = worst_over_fixtures("int8 ", 0.15, |p| {
-        let m = model(p, DType::F32).with_int8_weights().unwrap();
+        let dir = fixtures_dir().join(p).join("transformer");
+        let config = Transformer2DConfig::from_file(dir.join("config.json")).unwrap();
+        let weights = dir.join("diffusion_pytorch_model.safetensors");
+        let m = Transformer2DModel::from_weights_int8(&config, weights, DType::F32, &test_device())
+            .unwrap();
         assert!(m.has_int8_weights());
+        let after = model(p, DType::F32).with_int8_weights().unwrap();
+        let states = reference(p).tensor("text.encode_prompt_cfg").unwrap();
+        let batch = states.dim(0).unwrap();
+        let x = Tensor::full(3u32, (batch, config.num_latent_pixels()), &test_device()).unwrap();
+        let run = |m: &Transformer2DModel| values(&m.forward(&x, 5, &states).unwrap());
+        assert_eq!(
+            run(&m),
+            run(&after),
+            "{p}: quantised while loading vs after"
+        );
         m
     });
     println!("int8: max |Δ log p| over all fixture timesteps: {worst:.3e}");
