@@ -94,7 +94,7 @@ const COMPONENTS: &[ComponentDef] = &[
     },
     ComponentDef {
         key: "load",
-        variants: &["f32"],
+        variants: &["f32", "int8"],
         heavy: true,
         run: transformer::load,
     },

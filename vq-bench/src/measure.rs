@@ -46,11 +46,21 @@ pub fn time_reps<T>(
 
 /// Peak resident set size of this process so far (Linux `VmHWM`), MiB.
 pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM")
+}
+
+/// Resident memory now, MiB (Linux; NaN elsewhere).
+pub fn rss_mib() -> f64 {
+    status_mib("VmRSS")
+}
+
+/// A memory line of `/proc/self/status`, MiB.
+fn status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map(|kib| kib / 1024.0)

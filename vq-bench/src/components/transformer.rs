@@ -11,7 +11,7 @@ use discrete_diffusion::{
 };
 use vq_transformer::{Transformer2DConfig, Transformer2DModel};
 
-use crate::measure::{Measurement, peak_rss_mib, time_reps};
+use crate::measure::{Measurement, peak_rss_mib, rss_mib, time_reps};
 use crate::random_weights::{specs_of, write_safetensors};
 use crate::{Options, measurement};
 
@@ -120,14 +120,17 @@ fn storage(variant: &str) -> anyhow::Result<DType> {
     })
 }
 
-/// The prepared transformer in `dir` as `variant` stores it (`int8`: f32, then quantised).
+/// The prepared transformer in `dir` as `variant` stores it (`int8`: the projections
+/// quantised while loading, the rest f32).
 fn load_variant(dir: &Path, variant: &str, o: &Options) -> anyhow::Result<Transformer2DModel> {
-    let model =
-        Transformer2DModel::from_pretrained(dir.join("transformer"), storage(variant)?, &o.device)?;
+    let dir = dir.join("transformer");
+    let dtype = storage(variant)?;
     Ok(if variant == "int8" {
-        model.with_int8_weights()?
+        let config = Transformer2DConfig::from_file(dir.join("config.json"))?;
+        let weights = dir.join("diffusion_pytorch_model.safetensors");
+        Transformer2DModel::from_weights_int8(&config, weights, dtype, &o.device)?
     } else {
-        model
+        Transformer2DModel::from_pretrained(dir, dtype, &o.device)?
     })
 }
 
@@ -209,30 +212,30 @@ pub fn denoising_step(o: &Options, variant: &str) -> anyhow::Result<Measurement>
     ))
 }
 
-/// Peak memory of loading the full-size (36-layer) ITHQ transformer stored as f32.
+/// Peak memory of loading the full-size (36-layer) ITHQ transformer (f32 file) as `variant`
+/// stores it.
 pub fn load(o: &Options, variant: &str) -> anyhow::Result<Measurement> {
     let dir = prepare(&o.work, 36)?;
     let file = dir.join("transformer/diffusion_pytorch_model.safetensors");
     let bytes = std::fs::metadata(&file)?.len() as f64;
-    let before = peak_rss_mib();
+    let (before, rss_before) = (peak_rss_mib(), rss_mib());
     let start = std::time::Instant::now();
-    let model =
-        Transformer2DModel::from_pretrained(dir.join("transformer"), storage(variant)?, &o.device)?;
+    let model = load_variant(&dir, variant, o)?;
     let seconds = start.elapsed().as_secs_f64();
-    let held = match storage(variant)? {
-        DType::BF16 => bytes / 2.0,
-        _ => bytes,
-    };
+    let held = rss_mib() - rss_before;
     drop(model);
+    let mib = |b: f64| b / 1048576.0;
     Ok(measurement(
         "load ITHQ transformer",
         variant,
         vec![seconds],
         None,
         format!(
-            "weights in memory {:.0} MiB; peak RSS / weights = {:.3} (RSS before loading {before:.0} MiB)",
-            held / 1048576.0,
-            peak_rss_mib() * 1048576.0 / held
+            "file {:.0} MiB; held after loading {held:.0} MiB; peak RSS {:.0} MiB = {:.3} x the \
+             file (RSS before loading {before:.0} MiB)",
+            mib(bytes),
+            peak_rss_mib(),
+            peak_rss_mib() / mib(bytes)
         ),
     ))
 }
