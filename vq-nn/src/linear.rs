@@ -288,46 +288,48 @@ impl Linear {
             (None, None) => {}
         }
         let c = MatMut::new(&mut out, rows, out_dim, out_dim);
-        if let Weight::Int8(q) = &self.weight {
-            with_slice::<f32, _>(x, |xs| q.matmul(c, xs, rows, accumulate, Threads::All))?;
-        } else if self.input_dtype() == DType::BF16 {
-            let wb = self.weight_as(DType::BF16, &candle_core::Device::Cpu)?;
-            let wb = &wb;
-            let gemm = |xb: &[bf16]| {
-                with_slice::<bf16, _>(wb, |w| {
-                    gemm_bf16(
-                        c,
-                        MatRef::row_major(xb, rows, in_dim, in_dim),
-                        MatRef::row_major(w, out_dim, in_dim, in_dim).t(),
-                        accumulate,
-                        Threads::All,
-                    )
-                })
-            };
-            if x.dtype() == DType::BF16 {
-                with_slice::<bf16, _>(x, gemm)??;
-            } else {
-                with_slice::<f32, _>(x, |xs| {
-                    // SAFETY: the conversion writes every element.
-                    let mut xb: Vec<bf16> = unsafe { crate::host::uninit_vec(xs.len()) };
-                    simd::f32_to_bf16(xs, &mut xb);
-                    gemm(&xb)
+        match &self.weight {
+            Weight::Int8(q) => {
+                with_slice::<f32, _>(x, |xs| q.matmul(c, xs, rows, accumulate, Threads::All))?;
+            }
+            Weight::Stored(wb) if self.input_dtype() == DType::BF16 => {
+                let gemm = |xb: &[bf16]| {
+                    with_slice::<bf16, _>(wb, |w| {
+                        gemm_bf16(
+                            c,
+                            MatRef::row_major(xb, rows, in_dim, in_dim),
+                            MatRef::row_major(w, out_dim, in_dim, in_dim).t(),
+                            accumulate,
+                            Threads::All,
+                        )
+                    })
+                };
+                if x.dtype() == DType::BF16 {
+                    with_slice::<bf16, _>(x, gemm)??;
+                } else {
+                    with_slice::<f32, _>(x, |xs| {
+                        // SAFETY: the conversion writes every element.
+                        let mut xb: Vec<bf16> = unsafe { crate::host::uninit_vec(xs.len()) };
+                        simd::f32_to_bf16(xs, &mut xb);
+                        gemm(&xb)
+                    })??;
+                }
+            }
+            Weight::Stored(w) => {
+                let w = cast(w, DType::F32)?;
+                let x = cast(x, DType::F32)?;
+                with_slice::<f32, _>(&x, |xs| {
+                    with_slice::<f32, _>(&w, |w| {
+                        sgemm(
+                            c,
+                            MatRef::row_major(xs, rows, in_dim, in_dim),
+                            MatRef::row_major(w, out_dim, in_dim, in_dim).t(),
+                            accumulate,
+                            Threads::All,
+                        )
+                    })
                 })??;
             }
-        } else {
-            let w = self.weight_as(DType::F32, &candle_core::Device::Cpu)?;
-            let x = cast(x, DType::F32)?;
-            with_slice::<f32, _>(&x, |xs| {
-                with_slice::<f32, _>(&w, |w| {
-                    sgemm(
-                        c,
-                        MatRef::row_major(xs, rows, in_dim, in_dim),
-                        MatRef::row_major(w, out_dim, in_dim, in_dim).t(),
-                        accumulate,
-                        Threads::All,
-                    )
-                })
-            })??;
         }
         let mut shape = dims;
         *shape.last_mut().expect("rank ≥ 1") = out_dim;
